@@ -1,0 +1,4 @@
+noinst_LIBRARIES += libbrmanifests.a
+libbrmanifests_a_SOURCES = \
+	manifests/manifest.h
+libbrmanifests_a_CFLAGS = $(AM_CFLAGS) $(JANSSON_CFLAGS) $(OPENSSL_CFLAGS)

@@ -1,0 +1,181 @@
+/*
+ * berth storage: content-addressed blobs in a filesystem tree, indexed by LMDB.
+ *
+ *   <root>/blobs/<alg>/<2 hex>/<hex>   immutable content (layers, configs, manifests)
+ *   <root>/uploads/<uuid>              bytes of in-progress uploads
+ *   <root>/tmp/                        request-body spill files (owned by server/)
+ *   <root>/index/                      LMDB environment
+ *
+ * A blob becomes visible only through the index. Commit order: fsync the file,
+ * link()/rename() it into blobs/, fsync the directory, then one LMDB write
+ * transaction that records it and links it to the repository. A crash at any
+ * point leaves either nothing visible or a complete, verified blob; files in
+ * blobs/ that no index entry names are harmless and collected later.
+ *
+ * Threads: one br_store_t is shared by all event-loop threads; every function
+ * here is thread-safe unless it says otherwise. Each call runs its own short
+ * LMDB transaction; none is held across calls. br_upload_t handles are not
+ * shared: one request uses one at a time (a second resume of the same upload
+ * while the first handle lives gets BR_E_BUSY).
+ *
+ * Strings: repository names, tags and media types come in as br_str_t and are
+ * validated by the caller (br_name_valid, br_tag_valid) before they get here;
+ * storage never builds a path from them (paths come only from digests and
+ * uuids it generated itself).
+ *
+ * Errors: 0, errno (> 0) for I/O failures, or BR_E_* (< 0). LMDB errors are
+ * translated inside storage (MDB_MAP_FULL → ENOSPC, others → BR_E_INTERNAL,
+ * logged).
+ */
+#ifndef BR_STORAGE_H
+#define BR_STORAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/br.h"
+
+typedef struct st_br_store_t br_store_t;
+typedef struct st_br_upload_t br_upload_t;
+
+typedef struct st_br_store_options_t {
+    int fsync;            /* 0 only for tests that measure nothing about durability */
+    uint64_t map_size;    /* LMDB map size in bytes; 0 = default (64 GiB, sparse) */
+} br_store_options_t;
+
+/* Opens (creating if needed) the store at root. Creates the directory tree and
+ * the LMDB environment. On a store left by a crash, needs no repair: partial
+ * files in uploads/ and tmp/ are either resumable or purged later.
+ * *out is owned by the caller; free with br_store_close(). */
+int br_store_open(br_store_t **out, const char *root, const br_store_options_t *opts);
+void br_store_close(br_store_t *s);
+/* "<root>/tmp", NUL-terminated; owned by s. */
+const char *br_store_tmp_dir(br_store_t *s);
+
+/* ---- repositories -------------------------------------------------------- */
+
+/* 1 when the repository exists (it has had a blob linked or a manifest put). */
+int br_repo_exists(br_store_t *s, br_str_t repo);
+
+/* Calls cb for up to n repository names in lexical order strictly after last
+ * (last.len == 0: from the start). *more is set to 1 when names remain after
+ * the n-th. cb's string is valid only during the call; cb returns 0 to go on. */
+typedef int (*br_name_cb)(void *ctx, br_str_t name);
+int br_repo_list(br_store_t *s, br_str_t last, size_t n, br_name_cb cb, void *ctx, int *more);
+
+/* ---- blobs --------------------------------------------------------------- */
+
+/* Size of a blob linked to repo. BR_E_BLOB_UNKNOWN if not stored or not linked. */
+int br_blob_stat(br_store_t *s, br_str_t repo, const br_digest_t *d, uint64_t *size);
+/* Opens a blob linked to repo for reading; *fd is the caller's to close. */
+int br_blob_open(br_store_t *s, br_str_t repo, const br_digest_t *d, int *fd, uint64_t *size);
+/* Size of a blob stored under any repository. BR_E_BLOB_UNKNOWN otherwise. */
+int br_blob_stat_any(br_store_t *s, const br_digest_t *d, uint64_t *size);
+/* Links an existing blob into repo (cross-repository mount). With from.len != 0
+ * the blob must be linked to from; with from.len == 0 it may be anywhere.
+ * Creates repo if needed. BR_E_BLOB_UNKNOWN when it is not there. */
+int br_blob_mount(br_store_t *s, br_str_t repo, br_str_t from, const br_digest_t *d, uint64_t *size);
+/* Unlinks a blob from repo. BR_E_BLOB_UNKNOWN when not linked. The content
+ * stays until garbage collection finds no reference to it. */
+int br_blob_unlink(br_store_t *s, br_str_t repo, const br_digest_t *d);
+/* Stores a small blob given whole in memory (manifests and tests): hashes,
+ * writes, commits and links, as an upload would. *out gets its digest. */
+int br_blob_put(br_store_t *s, br_str_t repo, br_alg_t alg, const void *p, size_t len, br_digest_t *out);
+/* Path of the blob file (for tests and diagnostics); buf of PATH_MAX. */
+void br_blob_path(br_store_t *s, const br_digest_t *d, char *buf, size_t size);
+
+/* ---- uploads ------------------------------------------------------------- */
+
+#define BR_UUID_LEN 36
+
+/* Starts an upload session for repo: creates uploads/<uuid> and its index
+ * record. *out is the caller's; br_upload_destroy() releases it (the session
+ * stays). */
+int br_upload_start(br_store_t *s, br_str_t repo, br_upload_t **out);
+/* Reopens a session by uuid. BR_E_BLOB_UPLOAD_UNKNOWN when no such session
+ * exists for repo (or uuid is malformed); BR_E_BUSY when another live handle
+ * has it. If the file is longer than the recorded size (crash after a write
+ * whose save never happened), it is truncated back to the recorded size. */
+int br_upload_resume(br_store_t *s, br_str_t repo, br_str_t uuid, br_upload_t **out);
+/* NUL-terminated uuid, owned by the handle. */
+const char *br_upload_uuid(const br_upload_t *u);
+/* Bytes received so far (the next write goes at this offset). */
+uint64_t br_upload_size(const br_upload_t *u);
+/* Seconds since the epoch when the session started. */
+uint64_t br_upload_started(const br_upload_t *u);
+/* Appends len bytes and updates the running hash. Not durable until save or
+ * commit. Returns 0 or errno. */
+int br_upload_write(br_upload_t *u, const void *p, size_t len);
+/* Makes everything written so far durable and records the size and hash state,
+ * so the session survives a restart at this point. */
+int br_upload_save(br_upload_t *u);
+/* Finishes the upload: the content's digest must equal expected, else
+ * BR_E_DIGEST_INVALID and the session is removed with nothing stored. On
+ * success the blob is committed (see top), linked to the session's
+ * repository, the session removed, and *size set. The handle must still be
+ * destroyed by the caller. */
+int br_upload_commit(br_upload_t *u, const br_digest_t *expected, uint64_t *size);
+/* Removes the session and its file (upload cancelled). Handle still to destroy. */
+int br_upload_cancel(br_upload_t *u);
+void br_upload_destroy(br_upload_t *u);
+/* Removes sessions started more than max_age_s seconds ago that no live handle
+ * holds. Returns the number removed (>= 0) or an error. */
+int br_upload_purge(br_store_t *s, uint64_t max_age_s);
+
+/* ---- manifests and tags -------------------------------------------------- */
+
+/* What storage keeps about one manifest in one repository. */
+typedef struct st_br_manifest_rec_t {
+    br_digest_t digest;
+    uint64_t size;
+    char media_type[256];
+} br_manifest_rec_t;
+
+/* A descriptor of a manifest that names a subject: kept to answer referrers. */
+typedef struct st_br_referrer_t {
+    br_digest_t digest;
+    uint64_t size;
+    br_str_t media_type;
+    br_str_t artifact_type;   /* may be empty */
+    br_str_t annotations;     /* JSON object text, or empty */
+} br_referrer_t;
+
+typedef struct st_br_manifest_put_t {
+    br_str_t repo;
+    br_str_t body;            /* exact bytes as received; stored as a blob */
+    br_alg_t alg;             /* digest algorithm for the body */
+    br_str_t media_type;
+    br_str_t tag;             /* empty when pushed by digest */
+    const br_digest_t *refs;  /* blobs and manifests it references (for refcounts) */
+    size_t num_refs;
+    const br_digest_t *subject; /* NULL when none */
+    br_str_t artifact_type;   /* for the referrers index; may be empty */
+    br_str_t annotations;     /* JSON object text for the referrers index; may be empty */
+} br_manifest_put_t;
+
+/* Stores the body as a blob, records the manifest in repo, points tag at it
+ * (atomically replacing the old target), records it as a referrer of subject,
+ * and counts a reference to each of refs. Idempotent for the same body.
+ * *out gets the body's digest. Existence of refs is the caller's check (see
+ * br_blob_stat and br_manifest_get) — storage only records. */
+int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out);
+/* Looks up a manifest by tag or by digest ("<alg>:<hex>"). Fills *rec.
+ * BR_E_MANIFEST_UNKNOWN when absent (BR_E_NAME_UNKNOWN is never returned:
+ * an absent repository simply has no manifests). */
+int br_manifest_get(br_store_t *s, br_str_t repo, br_str_t reference, br_manifest_rec_t *rec);
+/* Deletes a manifest by digest from repo: every tag pointing at it, its
+ * referrer entry, and its references' counts. BR_E_MANIFEST_UNKNOWN if absent. */
+int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d);
+/* Deletes one tag. BR_E_MANIFEST_UNKNOWN if the tag does not exist. */
+int br_tag_delete(br_store_t *s, br_str_t repo, br_str_t tag);
+/* Tags of repo in lexical order after last, at most n (as br_repo_list).
+ * BR_E_NAME_UNKNOWN when the repository does not exist. */
+int br_tag_list(br_store_t *s, br_str_t repo, br_str_t last, size_t n, br_name_cb cb, void *ctx, int *more);
+/* Calls cb for each manifest in repo whose subject is the given digest. */
+typedef int (*br_referrer_cb)(void *ctx, const br_referrer_t *r);
+int br_referrers_list(br_store_t *s, br_str_t repo, const br_digest_t *subject, br_referrer_cb cb, void *ctx);
+
+/* Reference count of a blob across all repositories' manifests and links
+ * (for garbage collection and tests). */
+int br_blob_refcount(br_store_t *s, const br_digest_t *d, uint64_t *count);
+
+#endif

@@ -1,0 +1,1 @@
+# tests for common/ (see tests/local.mk)

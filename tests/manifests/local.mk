@@ -1,0 +1,1 @@
+# tests for manifests/ (see tests/local.mk)

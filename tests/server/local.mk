@@ -1,0 +1,1 @@
+# tests for server/ (see tests/local.mk)
