@@ -7,3 +7,4 @@ include tests/config/local.mk
 include tests/storage/local.mk
 include tests/manifests/local.mk
 include tests/server/local.mk
+include tests/clients/local.mk

@@ -1,0 +1,1 @@
+# real-client tests (skopeo, podman, buildah, docker, ctr)
