@@ -1,0 +1,209 @@
+# Shared library for the real-client tests in tests/clients/. Source it after
+# tests/lib.sh:
+#
+#   . "$top_srcdir/tests/lib.sh"
+#   . "$top_srcdir/tests/clients/clients.sh"
+#   need skopeo jq
+#   registry_start                # sets BR_URL, BR_PORT, REG (host:port)
+#
+# registry_start runs berth (br_start) unless BR_TEST_REGISTRY=distribution,
+# in which case it runs Debian's reference registry (docker-registry, i.e.
+# distribution 2.8) on 127.0.0.1 with a filesystem store under $BR_TMP and
+# deletes enabled, so each script can be developed against a known-good
+# registry and then run unchanged against berth.
+#
+# Client configuration never touches the machine's own: HOME, XDG_* and the
+# containers-* config variables point at private files under $BR_TMP (an
+# insecure-free registries.conf, an accept-anything policy.json, a vfs
+# storage.conf). Every client step goes through `t` (timeout) so nothing hangs.
+#
+# Environment:
+#   BR_TEST_REGISTRY   "distribution" to test against docker-registry
+#   BR_CLIENT_TIMEOUT  seconds per client step (default 300)
+#   DOCKER_REGISTRY    path of the reference registry (default /usr/bin/docker-registry)
+
+: "${BR_CLIENT_TIMEOUT:=300}"
+: "${DOCKER_REGISTRY:=/usr/bin/docker-registry}"
+REG=""
+REG_KIND=berth
+_reg_pid=""
+
+# need BIN... — skip the whole script unless every client binary is installed.
+need() {
+    local b
+    for b in "$@"; do
+        command -v "$b" >/dev/null 2>&1 || skip_all "$b not installed"
+    done
+}
+
+# t CMD... — run a client step with a bounded runtime (SIGTERM, then SIGKILL
+# 10 s later). Exit status 124 means it timed out.
+t() { timeout -k 10 "$BR_CLIENT_TIMEOUT" "$@"; }
+
+# distribution_is_target — true when the tests run against docker-registry.
+distribution_is_target() { [ "$REG_KIND" = distribution ]; }
+
+# Private configuration for the containers/* tools (skopeo, podman, buildah).
+_clients_setup_env() {
+    export HOME="$BR_TMP/home"
+    export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share"
+    export XDG_RUNTIME_DIR="$BR_TMP/run"
+    mkdir -p "$XDG_CONFIG_HOME/containers" "$XDG_DATA_HOME" "$XDG_RUNTIME_DIR"
+    chmod 700 "$XDG_RUNTIME_DIR"
+    CLIENTS_POLICY="$XDG_CONFIG_HOME/containers/policy.json"
+    cat >"$CLIENTS_POLICY" <<'EOF'
+{"default":[{"type":"insecureAcceptAnything"}],"transports":{"docker-daemon":{"":[{"type":"insecureAcceptAnything"}]}}}
+EOF
+    # No search registries, no mirrors: only fully qualified names, only loopback.
+    export CONTAINERS_REGISTRIES_CONF="$XDG_CONFIG_HOME/containers/registries.conf"
+    printf 'unqualified-search-registries = []\nshort-name-mode = "permissive"\n' >"$CONTAINERS_REGISTRIES_CONF"
+    export REGISTRY_AUTH_FILE="$XDG_CONFIG_HOME/containers/auth.json"
+    echo '{"auths":{}}' >"$REGISTRY_AUTH_FILE"
+    # podman/buildah storage: private root, vfs, no overlay mounts.
+    CLIENTS_STORAGE_ROOT="$BR_TMP/storage"
+    CLIENTS_STORAGE_RUNROOT="$BR_TMP/storage-run"
+    export CONTAINERS_STORAGE_CONF="$XDG_CONFIG_HOME/containers/storage.conf"
+    cat >"$CONTAINERS_STORAGE_CONF" <<EOF
+[storage]
+driver = "vfs"
+graphroot = "$CLIENTS_STORAGE_ROOT"
+runroot = "$CLIENTS_STORAGE_RUNROOT"
+EOF
+    export CONTAINERS_CONF="$XDG_CONFIG_HOME/containers/containers.conf"
+    cat >"$CONTAINERS_CONF" <<EOF
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "none"
+tmp_dir = "$BR_TMP/podman-tmp"
+volume_path = "$BR_TMP/volumes"
+static_dir = "$CLIENTS_STORAGE_ROOT/libpod"
+EOF
+    export TMPDIR="$BR_TMP/tmp"
+    mkdir -p "$TMPDIR"
+}
+
+# skopeo keeps a blob-info cache (where each blob was last seen: this is what
+# lets it mount a blob from another repository instead of uploading it). As root
+# its default is /var/lib/containers/cache; run skopeo in a private mount
+# namespace with that directory bind-mounted from $BR_TMP so the machine's
+# directory is neither created nor written. Falls back to plain skopeo (and a
+# memory-only cache) when mount namespaces are not allowed.
+SKOPEO_BIC="$BR_TMP/blob-info-cache"
+sk() {
+    mkdir -p "$SKOPEO_BIC"
+    if [ -z "${_sk_unshare:-}" ]; then
+        if unshare -m true 2>/dev/null; then _sk_unshare=yes; else _sk_unshare=no; fi
+    fi
+    if [ "$_sk_unshare" = yes ]; then
+        # tmpfs over /var/lib/containers if it exists, else over /var/lib
+        # (skopeo reads nothing else there), then point cache/ at $BR_TMP.
+        t unshare -m sh -c 'if [ -d /var/lib/containers ]; then mount -t tmpfs none /var/lib/containers;
+            else mount -t tmpfs none /var/lib && mkdir /var/lib/containers; fi &&
+            ln -s "$0" /var/lib/containers/cache && shift && exec skopeo "$@"' "$SKOPEO_BIC" -- "$@"
+    else
+        t skopeo "$@"
+    fi
+}
+
+# registry_start — start the registry under test (see top of file) and wait
+# until GET /v2/ answers. Sets BR_URL, BR_PORT and REG=127.0.0.1:PORT.
+registry_start() {
+    _clients_setup_env
+    if [ "${BR_TEST_REGISTRY:-berth}" = distribution ]; then
+        REG_KIND=distribution
+        [ -x "$DOCKER_REGISTRY" ] || skip_all "docker-registry not installed"
+        BR_PORT=$(free_port)
+        BR_URL="http://127.0.0.1:$BR_PORT"
+        mkdir -p "$BR_TMP/dist-store"
+        cat >"$BR_TMP/registry.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  accesslog:
+    disabled: false
+storage:
+  filesystem:
+    rootdirectory: $BR_TMP/dist-store
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$BR_PORT
+EOF
+        # distribution reads REGISTRY_* variables as config overrides (our
+        # REGISTRY_AUTH_FILE would become auth.file): give it none of them.
+        env -u REGISTRY_AUTH_FILE "$DOCKER_REGISTRY" serve "$BR_TMP/registry.yml" >>"$BR_TMP/server.log" 2>&1 &
+        _reg_pid=$!
+        at_exit _registry_stop
+        local i
+        for i in $(seq 1 200); do
+            if curl -s -o /dev/null "$BR_URL/v2/" 2>/dev/null; then
+                break
+            fi
+            if ! kill -0 "$_reg_pid" 2>/dev/null; then
+                diag "docker-registry exited during start-up; log:"
+                sed 's/^/#   /' "$BR_TMP/server.log"
+                _reg_pid=""
+                return 1
+            fi
+            sleep 0.05
+        done
+    else
+        REG_KIND=berth
+        [ -x "$BERTH" ] || skip_all "berth not built ($BERTH)"
+        br_start || return 1
+    fi
+    REG="127.0.0.1:$BR_PORT"
+    diag "registry under test: $REG_KIND at $REG"
+    curl -s -o /dev/null "$BR_URL/v2/"
+}
+
+_registry_stop() {
+    [ -n "$_reg_pid" ] || return 0
+    kill -TERM "$_reg_pid" 2>/dev/null || true
+    wait "$_reg_pid" 2>/dev/null || true
+    _reg_pid=""
+}
+
+# server_log — the registry's log so far (access log lines included).
+server_log() { cat "$BR_TMP/server.log" 2>/dev/null; }
+
+# Digest helpers. sha256 of a file as "sha256:<hex>".
+digest_of() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+
+# layers_of MANIFEST_FILE — config and layer digests of an image manifest, one a line.
+blobs_of() { jq -r '.config.digest, .layers[].digest' "$1"; }
+
+# blob_file DIR DIGEST — a blob's file in a skopeo dir: copy (named by hex).
+dir_blob() {
+    local hex=${2#sha256:}
+    if [ -f "$1/$hex" ]; then echo "$1/$hex"; else echo "$1/$hex.tar"; fi
+}
+
+# same_blobs_in_dir MANIFEST DIR — every config/layer blob of MANIFEST is in the
+# skopeo dir: DIR with the right sha256.
+same_blobs_in_dir() {
+    local d f rc=0
+    for d in $(blobs_of "$1"); do
+        f=$(dir_blob "$2" "$d")
+        if [ ! -f "$f" ] || [ "$(digest_of "$f")" != "$d" ]; then
+            diag "blob $d missing or corrupt in $2"
+            rc=1
+        fi
+    done
+    return $rc
+}
+
+# wait_pid PID SECONDS — wait for a process we started to exit, bounded.
+wait_pid() {
+    local pid=$1 n=$(($2 * 10))
+    while [ $n -gt 0 ] && kill -0 "$pid" 2>/dev/null; do
+        sleep 0.1
+        n=$((n - 1))
+    done
+    ! kill -0 "$pid" 2>/dev/null
+}
+
+# fails CMD... — true when CMD fails (for `ok "..." fails cmd`).
+fails() { ! "$@" >/dev/null 2>&1; }
