@@ -77,33 +77,46 @@ events_logger = "none"
 tmp_dir = "$BR_TMP/podman-tmp"
 volume_path = "$BR_TMP/volumes"
 static_dir = "$CLIENTS_STORAGE_ROOT/libpod"
+image_copy_tmp_dir = "$BR_TMP/tmp"
+[network]
+network_config_dir = "$BR_TMP/networks"
 EOF
     export TMPDIR="$BR_TMP/tmp"
     mkdir -p "$TMPDIR"
 }
 
-# skopeo keeps a blob-info cache (where each blob was last seen: this is what
-# lets it mount a blob from another repository instead of uploading it). As root
-# its default is /var/lib/containers/cache; run skopeo in a private mount
-# namespace with that directory bind-mounted from $BR_TMP so the machine's
-# directory is neither created nor written. Falls back to plain skopeo (and a
-# memory-only cache) when mount namespaces are not allowed.
-SKOPEO_BIC="$BR_TMP/blob-info-cache"
-sk() {
-    mkdir -p "$SKOPEO_BIC"
-    if [ -z "${_sk_unshare:-}" ]; then
-        if unshare -m true 2>/dev/null; then _sk_unshare=yes; else _sk_unshare=no; fi
+# containers/image keeps a blob-info cache (where each blob was last seen: this
+# is what lets skopeo/podman mount a blob from another repository instead of
+# uploading it). As root its default is /var/lib/containers/cache, and podman
+# also creates /run/containers/. So skopeo, podman and buildah run in a private
+# mount namespace with a tmpfs over /var/lib/containers, /run/containers and /var/tmp (or
+# over their parent when they don't exist, so nothing is created on the
+# machine), the cache symlinked to $BR_TMP so it lasts across commands. Falls
+# back to running them plainly when mount namespaces are not allowed.
+CLIENTS_BIC="$BR_TMP/blob-info-cache"
+_ns_script='
+set -e
+bic=$1; shift
+for d in /var/lib/containers /run/containers /var/tmp; do
+    if [ -d "$d" ]; then mount -n -t tmpfs none "$d"; else mount -n -t tmpfs none "${d%/*}"; mkdir "$d"; fi
+done
+ln -s "$bic" /var/lib/containers/cache
+exec "$@"'
+
+# private_ns CMD... — run a containers/* tool as described above, bounded by t.
+private_ns() {
+    mkdir -p "$CLIENTS_BIC"
+    if [ -z "${_clients_unshare:-}" ]; then
+        if unshare -m true 2>/dev/null; then _clients_unshare=yes; else _clients_unshare=no; fi
     fi
-    if [ "$_sk_unshare" = yes ]; then
-        # tmpfs over /var/lib/containers if it exists, else over /var/lib
-        # (skopeo reads nothing else there), then point cache/ at $BR_TMP.
-        t unshare -m sh -c 'if [ -d /var/lib/containers ]; then mount -t tmpfs none /var/lib/containers;
-            else mount -t tmpfs none /var/lib && mkdir /var/lib/containers; fi &&
-            ln -s "$0" /var/lib/containers/cache && shift && exec skopeo "$@"' "$SKOPEO_BIC" -- "$@"
+    if [ "$_clients_unshare" = yes ]; then
+        t unshare -m sh -c "$_ns_script" sh "$CLIENTS_BIC" "$@"
     else
-        t skopeo "$@"
+        t "$@"
     fi
 }
+
+sk() { private_ns skopeo "$@"; }
 
 # registry_start — start the registry under test (see top of file) and wait
 # until GET /v2/ answers. Sets BR_URL, BR_PORT and REG=127.0.0.1:PORT.
@@ -207,3 +220,12 @@ wait_pid() {
 
 # fails CMD... — true when CMD fails (for `ok "..." fails cmd`).
 fails() { ! "$@" >/dev/null 2>&1; }
+
+# quiet CMD... — run CMD with its output kept out of the TAP stream (shown as
+# a diagnostic if it fails).
+quiet() {
+    local rc=0
+    "$@" >"$BR_TMP/quiet.out" 2>&1 || rc=$?
+    [ $rc -eq 0 ] || sed 's/^/#   /' "$BR_TMP/quiet.out" | head -n 30
+    return $rc
+}
