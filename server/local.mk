@@ -1,6 +1,13 @@
 noinst_LIBRARIES += libbrserver.a
 libbrserver_a_SOURCES = \
-	server/server.h
+	server/server.h \
+	server/listen.c \
+	server/router.c \
+	server/blobs.c \
+	server/uploads.c \
+	server/manifests.c \
+	server/tags.c \
+	server/referrers.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)
 
 bin_PROGRAMS += berth

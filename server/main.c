@@ -1,1 +1,413 @@
-int main(void) { return 0; }
+/*
+ * berth — command line, start-up and shutdown.
+ *
+ *   berth                         serve with embedded defaults
+ *   berth serve [-c FILE] [--listen HOST:PORT]... [--root DIR]
+ *   berth check-config -c FILE
+ *   berth version
+ *
+ * Start-up order matters: config (file, then environment, then flags), then
+ * logging, then the store, then the one h2o_globalconf_t, then the threads.
+ * Nothing global changes after the threads start.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/stat.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include "berth_config.h"
+#include "server/server.h"
+
+extern char **environ;
+
+br_server_t br_srv;
+__thread br_thread_t *br_thread;
+
+static br_thread_t *threads;
+static size_t num_threads;
+
+static void usage_main(FILE *fp)
+{
+    fprintf(fp, "usage: berth [serve | check-config | version] [options]\n"
+                "\n"
+                "  berth                      serve with the embedded defaults (listen :5000, store ./berth-data)\n"
+                "  berth serve [options]      serve, optionally with a config file\n"
+                "  berth check-config -c FILE validate a config file and exit (1 on any error)\n"
+                "  berth version              print the version\n"
+                "\n"
+                "Run 'berth COMMAND --help' for a command's options.\n");
+}
+
+static void usage_serve(FILE *fp)
+{
+    fprintf(fp, "usage: berth serve [-c FILE] [--listen HOST:PORT]... [--root DIR]\n"
+                "\n"
+                "  -c, --config FILE     YAML config file (default: none, or $BERTH_CONFIG)\n"
+                "  -l, --listen ADDR     listen address host:port or [v6]:port (repeatable; replaces the file's)\n"
+                "  -r, --root DIR        storage root (overrides the file)\n"
+                "  -h, --help            this help\n"
+                "\n"
+                "Environment variables BERTH_<SECTION>_<KEY> override the file; flags override both.\n");
+}
+
+static void usage_check(FILE *fp)
+{
+    fprintf(fp, "usage: berth check-config -c FILE\n"
+                "\n"
+                "Reads FILE (and BERTH_* environment variables) and reports the first error as\n"
+                "file:line:col: message, exiting 1; prints 'ok' and exits 0 when valid.\n");
+}
+
+/* Loads config: file (if any), environment, then command-line overrides.
+ * Returns 0, or 1 after printing the error. */
+static int load_config(br_config_t *c, const char *path, char **listen, size_t num_listen, const char *root)
+{
+    char err[1024];
+    br_config_init(c);
+    if (path == NULL)
+        path = getenv("BERTH_CONFIG");
+    if (path != NULL && br_config_load_file(c, path, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (br_config_load_env(c, environ, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    if (num_listen != 0) {
+        for (size_t i = 0; i < c->num_listen; i++)
+            free(c->listen[i].host);
+        c->num_listen = 0;
+        for (size_t i = 0; i < num_listen; i++) {
+            if (br_config_parse_listen(&c->listen[i], listen[i], err, sizeof(err)) != 0) {
+                fprintf(stderr, "--listen: %s\n", err);
+                return 1;
+            }
+            c->num_listen++;
+        }
+    }
+    if (root != NULL) {
+        free(c->storage.root);
+        c->storage.root = br_strndup(root, strlen(root));
+    }
+    if (br_config_validate(c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+static void on_signal(int signo)
+{
+    (void)signo;
+    br_srv.shutdown_requested = 1;
+}
+
+static int setup_tls(br_config_t *c)
+{
+    if (c->tls.certificate == NULL)
+        return 0;
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ctx, c->tls.certificate) != 1 ||
+        SSL_CTX_use_PrivateKey_file(ctx, c->tls.key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
+        unsigned long e = ERR_get_error();
+        br_error("tls: cannot load certificate %s / key %s: %s", c->tls.certificate, c->tls.key,
+                 ERR_reason_error_string(e) != NULL ? ERR_reason_error_string(e) : "unknown error");
+        SSL_CTX_free(ctx);
+        return 1;
+    }
+    if (c->tls.client_ca != NULL) {
+        if (SSL_CTX_load_verify_locations(ctx, c->tls.client_ca, NULL) != 1) {
+            br_error("tls: cannot load client CA %s", c->tls.client_ca);
+            SSL_CTX_free(ctx);
+            return 1;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
+    }
+    if (c->http2)
+        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+    else
+        {
+        static const h2o_iovec_t h1_only[] = {{(char *)"http/1.1", 8}, {NULL, 0}};
+        h2o_ssl_register_alpn_protocols(ctx, h1_only);
+    }
+    br_srv.ssl_ctx = ctx;
+    return 0;
+}
+
+static void on_access_log(h2o_logger_t *self, h2o_req_t *req);
+
+/* The one h2o_globalconf_t: limits and timeouts from the config. */
+static void setup_globalconf(br_config_t *c)
+{
+    h2o_globalconf_t *g = &br_srv.globalconf;
+    h2o_config_init(g);
+    g->server_name = h2o_iovec_init(H2O_STRLIT("berth"));
+    g->max_request_entity_size = c->limits.max_body_size > SIZE_MAX ? SIZE_MAX : (size_t)c->limits.max_body_size;
+    /* In h2o 2.2.5 this is a deadline for headers + whole body, not an idle
+     * timeout, so it must cover the slowest upload berth accepts. */
+    g->http1.req_timeout = c->limits.request_deadline_ms;
+    g->http1.upgrade_to_http2 = c->http2; /* h2c with prior knowledge on plain listeners */
+    g->http2.idle_timeout = c->limits.idle_timeout_ms;
+    g->http2.graceful_shutdown_timeout = c->limits.drain_timeout_ms;
+    g->handshake_timeout = 10 * 1000;
+    br_srv.hostconf = h2o_config_register_host(g, h2o_iovec_init(H2O_STRLIT("default")), 65535);
+    h2o_pathconf_t *pathconf = h2o_config_register_path(br_srv.hostconf, "/", 0);
+    h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
+    handler->on_req = br_on_req;
+    if (c->log.access_log) {
+        h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
+        logger->log_access = on_access_log;
+    }
+
+    /* Request bodies above 32 MiB spill to a file on the storage volume
+     * instead of RAM (h2o maps it); the template is global to h2o. */
+    snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
+             "%s/h2o.body.XXXXXX", br_store_tmp_dir(br_srv.store));
+    h2o_socket_buffer_mmap_settings.threshold = 32 * 1024 * 1024;
+}
+
+/* One access-log line per request, written when h2o disposes the request (so
+ * it covers streamed responses too). No headers are logged: they may carry
+ * credentials. */
+static void on_access_log(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    char peer[64] = "-";
+    struct sockaddr_storage ss;
+    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    if (sslen != 0)
+        h2o_socket_getnumerichost((struct sockaddr *)&ss, sslen, peer);
+    struct timeval now = *h2o_get_timestamp(req->conn->ctx, NULL, NULL);
+    double ms = (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000.0 +
+                (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1000.0;
+    if (req->timestamps.request_begin_at.tv_sec == 0)
+        ms = 0;
+    int plen = (int)(req->input.path.len > 1024 ? 1024 : req->input.path.len);
+    const char *proto = req->version >= 0x200 ? "HTTP/2" : req->version == 0x101 ? "HTTP/1.1" : "HTTP/1.0";
+    char line[2048];
+    int n;
+    if (br_srv.config->log.format == BR_LOG_JSON) {
+        /* Path bytes are printable (h2o rejects control characters), but quote
+         * and backslash still need escaping. */
+        char path[2100];
+        size_t pn = 0;
+        for (int i = 0; i < plen; i++) {
+            char ch = req->input.path.base[i];
+            if (ch == '"' || ch == '\\')
+                path[pn++] = '\\';
+            path[pn++] = (unsigned char)ch < 0x20 ? '?' : ch;
+        }
+        path[pn] = '\0';
+        n = snprintf(line, sizeof(line),
+                     "{\"type\":\"access\",\"peer\":\"%s\",\"method\":\"%.*s\",\"path\":\"%s\",\"proto\":\"%s\",\"status\":%d,"
+                     "\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f}",
+                     peer, (int)(req->input.method.len > 16 ? 16 : req->input.method.len), req->input.method.base, path, proto,
+                     req->res.status, req->entity.base != NULL ? req->entity.len : 0, req->bytes_sent, ms);
+    } else {
+        n = snprintf(line, sizeof(line), "access %s \"%.*s %.*s %s\" %d %zu %zu %.3fms", peer,
+                     (int)(req->input.method.len > 16 ? 16 : req->input.method.len), req->input.method.base, plen,
+                     req->input.path.base, proto, req->res.status, req->entity.base != NULL ? req->entity.len : 0,
+                     req->bytes_sent, ms);
+    }
+    if (n > 0)
+        br_log_raw(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+static void *thread_main(void *arg)
+{
+    br_thread_t *t = arg;
+    br_thread = t;
+    while (!br_srv.shutdown_requested || t->num_conns != 0) {
+        if (br_srv.shutdown_requested && t->num_listeners != 0) {
+            /* Stop accepting, ask HTTP/2 peers to go away, let requests in flight finish. */
+            br_listeners_close(t);
+            h2o_context_request_shutdown(&t->ctx);
+            t->drain_deadline_ms = br_now_ms() + br_srv.config->limits.drain_timeout_ms;
+        }
+        if (t->drain_deadline_ms != 0 && br_now_ms() >= t->drain_deadline_ms)
+            break;
+        h2o_evloop_run(t->loop, 100);
+        if (t->index == 0)
+            br_uploads_maybe_purge();
+    }
+    return NULL;
+}
+
+static int serve(br_config_t *c)
+{
+    int ret = 1;
+    br_srv.config = c;
+    br_srv.started_at_ms = br_now_ms();
+    br_log_setup(c->log.level, c->log.format);
+
+    if (mkdir(c->storage.root, 0755) != 0 && errno != EEXIST) {
+        br_error("cannot create storage root %s: %s", c->storage.root, strerror(errno));
+        return 1;
+    }
+    br_store_options_t opts = {.fsync = c->storage.fsync};
+    int err = br_store_open(&br_srv.store, c->storage.root, &opts);
+    if (err != 0) {
+        br_error("cannot open store at %s: %s", c->storage.root, br_strerror(err));
+        return 1;
+    }
+    if (setup_tls(c) != 0)
+        goto Exit;
+    setup_globalconf(c);
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    num_threads = c->threads;
+    if (num_threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        num_threads = n > 0 ? (size_t)n : 1;
+    }
+    threads = br_calloc(num_threads, sizeof(*threads));
+    for (size_t i = 0; i < num_threads; i++) {
+        br_thread_t *t = &threads[i];
+        t->index = i;
+        t->loop = h2o_evloop_create();
+        h2o_context_init(&t->ctx, t->loop, &br_srv.globalconf);
+        t->accept_ctx.ctx = &t->ctx;
+        t->accept_ctx.hosts = br_srv.globalconf.hosts;
+        t->accept_ctx.ssl_ctx = br_srv.ssl_ctx;
+        h2o_linklist_init_anchor(&t->conns);
+        br_defer_init(t);
+        br_thread = t;
+        if (br_listeners_open(t) != 0)
+            goto Exit;
+        br_sweep_start(t);
+    }
+    br_thread = NULL;
+    for (size_t i = 0; i < c->num_listen; i++)
+        br_info("berth %s listening on %s%s%s:%u (%s, %zu threads), store %s", PACKAGE_VERSION,
+                strchr(c->listen[i].host, ':') != NULL ? "[" : "", c->listen[i].host[0] ? c->listen[i].host : "0.0.0.0",
+                strchr(c->listen[i].host, ':') != NULL ? "]" : "", c->listen[i].port, br_srv.ssl_ctx ? "https" : "http",
+                num_threads, c->storage.root);
+
+    for (size_t i = 1; i < num_threads; i++)
+        pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]);
+    thread_main(&threads[0]);
+    for (size_t i = 1; i < num_threads; i++)
+        pthread_join(threads[i].tid, NULL);
+    br_info("shutting down");
+    ret = 0;
+
+Exit:
+    if (threads != NULL) {
+        for (size_t i = 0; i < num_threads; i++) {
+            br_thread_t *t = &threads[i];
+            if (t->loop == NULL)
+                continue;
+            br_listeners_close(t);
+            if (h2o_timeout_is_linked(&t->sweep_entry))
+                h2o_timeout_unlink(&t->sweep_entry);
+            /* A context with live connections cannot be disposed safely; after
+             * the drain deadline the process exits with them open. */
+            if (t->num_conns == 0) {
+                br_defer_dispose(t);
+                h2o_context_dispose(&t->ctx);
+            }
+        }
+    }
+    br_store_close(br_srv.store);
+    br_srv.store = NULL;
+    return ret;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'},
+                                         {"listen", required_argument, NULL, 'l'},
+                                         {"root", required_argument, NULL, 'r'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *cmd = "serve";
+    if (argc >= 2 && argv[1][0] != '-') {
+        cmd = argv[1];
+        argv++;
+        argc--;
+    } else if (argc >= 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+        usage_main(stdout);
+        return 0;
+    } else if (argc >= 2 && strcmp(argv[1], "--version") == 0) {
+        cmd = "version";
+    }
+
+    if (strcmp(cmd, "version") == 0) {
+        printf("berth %s (h2o %s, %s)\n", PACKAGE_VERSION, H2O_VERSION, OpenSSL_version(OPENSSL_VERSION));
+        return 0;
+    }
+    int is_serve = strcmp(cmd, "serve") == 0, is_check = strcmp(cmd, "check-config") == 0;
+    if (!is_serve && !is_check) {
+        fprintf(stderr, "berth: unknown command '%s'\n", cmd);
+        usage_main(stderr);
+        return 2;
+    }
+
+    const char *config_path = NULL, *root = NULL;
+    char *listen[BR_CONFIG_MAX_LISTEN];
+    size_t num_listen = 0;
+    int ch;
+    while ((ch = getopt_long(argc, argv, is_serve ? "c:l:r:h" : "c:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'l':
+            if (num_listen == BR_CONFIG_MAX_LISTEN) {
+                fprintf(stderr, "berth: at most %d --listen addresses\n", BR_CONFIG_MAX_LISTEN);
+                return 2;
+            }
+            listen[num_listen++] = optarg;
+            break;
+        case 'r':
+            root = optarg;
+            break;
+        case 'h':
+            (is_serve ? usage_serve : usage_check)(stdout);
+            return 0;
+        default:
+            (is_serve ? usage_serve : usage_check)(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "berth: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+
+    br_config_t config;
+    if (is_check) {
+        if (config_path == NULL) {
+            usage_check(stderr);
+            return 2;
+        }
+        int bad = load_config(&config, config_path, NULL, 0, NULL);
+        if (!bad)
+            printf("%s: ok\n", config_path);
+        br_config_dispose(&config);
+        return bad ? 1 : 0;
+    }
+    if (load_config(&config, config_path, listen, num_listen, root) != 0) {
+        br_config_dispose(&config);
+        return 1;
+    }
+    int ret = serve(&config);
+    if (br_srv.ssl_ctx != NULL)
+        SSL_CTX_free(br_srv.ssl_ctx);
+    free(threads);
+    br_config_dispose(&config);
+    return ret;
+}

@@ -1,1 +1,173 @@
-/* placeholder */
+/*
+ * server/ internals: the process-wide server, event-loop threads, the route
+ * table and the helpers every handler file shares. Only server/ includes h2o.
+ */
+#ifndef BR_SERVER_H
+#define BR_SERVER_H
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <h2o.h>
+#include "common/br.h"
+#include "config/config.h"
+#include "storage/storage.h"
+
+/* ---- process-wide state (built before threads start, then read-only) ----- */
+
+typedef struct st_br_server_t {
+    br_config_t *config;
+    br_store_t *store;
+    h2o_globalconf_t globalconf;
+    h2o_hostconf_t *hostconf;
+    SSL_CTX *ssl_ctx; /* NULL for plain HTTP */
+    volatile sig_atomic_t shutdown_requested;
+    uint64_t started_at_ms;
+} br_server_t;
+
+extern br_server_t br_srv;
+
+/* One event-loop thread: its own loop, context and listening sockets. */
+typedef struct st_br_thread_t {
+    size_t index;
+    pthread_t tid;
+    h2o_evloop_t *loop;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t accept_ctx;
+    h2o_socket_t *listeners[BR_CONFIG_MAX_LISTEN];
+    size_t num_listeners;
+    h2o_socket_t *kick_sock; /* eventfd: wakes the loop to run deferred work (see br_defer) */
+    h2o_linklist_t deferred;
+    h2o_timeout_t sweep_timeout; /* once a second: idle-connection sweep, shutdown progress */
+    h2o_timeout_entry_t sweep_entry;
+    h2o_linklist_t conns; /* br_conn_t of this thread */
+    size_t num_conns;
+    uint64_t drain_deadline_ms; /* set when shutdown starts */
+} br_thread_t;
+
+extern __thread br_thread_t *br_thread;
+
+/* ---- listeners and connections (listen.c) ---------------------------------- */
+
+/* Opens every configured listen address once per thread (SO_REUSEPORT).
+ * Returns 0 or errno with a message logged. */
+int br_listeners_open(br_thread_t *t);
+void br_listeners_close(br_thread_t *t);
+/* Starts the once-a-second sweep (idle connections, shutdown drain). */
+void br_sweep_start(br_thread_t *t);
+/* Number of open connections across all threads. */
+unsigned br_conn_count(void);
+
+/* Deferred work: cb runs on the current thread at its next loop iteration,
+ * after pending I/O is handled. Long work (hashing a large body) runs as a
+ * chain of such steps so the loop keeps serving other connections. h2o's
+ * zero-millisecond timeout cannot do this in 2.2.5: an entry re-linked from
+ * its own callback runs again in the same pass. */
+typedef struct st_br_deferred_t {
+    h2o_linklist_t link;
+    void (*cb)(struct st_br_deferred_t *d);
+} br_deferred_t;
+void br_defer_init(br_thread_t *t);
+void br_defer_dispose(br_thread_t *t);
+void br_defer(br_deferred_t *d);
+void br_defer_cancel(br_deferred_t *d);
+
+/* ---- routes (router.c) ----------------------------------------------------- */
+
+typedef enum {
+    BR_ROUTE_BASE = 1,      /* /v2/ */
+    BR_ROUTE_CATALOG,       /* /v2/_catalog */
+    BR_ROUTE_BLOB,          /* /v2/<name>/blobs/<digest> */
+    BR_ROUTE_UPLOAD_START,  /* /v2/<name>/blobs/uploads/ */
+    BR_ROUTE_UPLOAD,        /* /v2/<name>/blobs/uploads/<uuid> */
+    BR_ROUTE_MANIFEST,      /* /v2/<name>/manifests/<reference> */
+    BR_ROUTE_TAGS,          /* /v2/<name>/tags/list */
+    BR_ROUTE_REFERRERS,     /* /v2/<name>/referrers/<digest> */
+} br_route_id_t;
+
+/* The access a request needs; auth plugs in here (one place for all routes). */
+typedef enum { BR_ACCESS_NONE = 0, BR_ACCESS_PULL, BR_ACCESS_PUSH, BR_ACCESS_DELETE, BR_ACCESS_CATALOG } br_access_t;
+
+/* What the router found in the path. Strings point into req->path. */
+typedef struct st_br_match_t {
+    br_route_id_t route;
+    br_access_t access;
+    br_str_t name;      /* repository, validated */
+    br_str_t reference; /* digest, tag or uuid, as in the path (not yet validated) */
+} br_match_t;
+
+typedef int (*br_handler_fn)(h2o_req_t *req, const br_match_t *m);
+
+/* The h2o handler for everything under the host: routes, checks, dispatches. */
+int br_on_req(h2o_handler_t *self, h2o_req_t *req);
+
+/* ---- responses (router.c) ------------------------------------------------ */
+
+/* Sends the OCI error body for err (errno or BR_E*) with its status and code.
+ * detail (may be NULL) becomes the "detail" member (a JSON string). */
+int br_send_error(h2o_req_t *req, int err, const char *detail);
+/* Same, but with an explicit HTTP status and registered code. */
+int br_send_error_code(h2o_req_t *req, int status, const char *code, const char *message, const char *detail);
+/* Sends a complete response with the given body (copied? no: body must live in
+ * req->pool or static storage). Sets Content-Length. HEAD sends no body. */
+void br_send(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);
+/* Adds a response header (name and value are copied into req->pool). */
+void br_add_header(h2o_req_t *req, const char *name, const char *value, size_t len);
+void br_add_header_token(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len);
+/* Formats into req->pool; returns the iovec. */
+h2o_iovec_t br_pool_printf(h2o_req_t *req, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- request helpers (router.c) ---------------------------------------- */
+
+/* Value of the first request header with that token / name, or len == 0. */
+br_str_t br_req_header(h2o_req_t *req, const h2o_token_t *token);
+br_str_t br_req_header_str(h2o_req_t *req, const char *lcname);
+/* Value of query parameter key, percent-decoded into req->pool. Returns 1 when
+ * present (value may be empty), 0 when absent, -1 when malformed. */
+int br_query_param(h2o_req_t *req, const char *key, br_str_t *out);
+/* Parses a query parameter as an unsigned integer in [0, max]; returns 1/0/-1
+ * as br_query_param (-1 also for non-numbers and out of range). */
+int br_query_uint(h2o_req_t *req, const char *key, uint64_t max, uint64_t *out);
+int br_is_head(h2o_req_t *req);
+
+/* A growable byte buffer for JSON responses (router.c). */
+typedef struct st_br_buf_t {
+    char *base;
+    size_t len, cap;
+} br_buf_t;
+void br_buf_append(br_buf_t *b, const char *p, size_t n);
+void br_buf_printf(br_buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Appends s as a quoted JSON string. */
+void br_buf_json_str(br_buf_t *b, br_str_t s);
+/* Moves the buffer into req->pool (freeing b's heap memory) and returns it. */
+h2o_iovec_t br_buf_to_pool(br_buf_t *b, h2o_req_t *req);
+/* Percent-encodes s for use in a query string into req->pool. */
+h2o_iovec_t br_url_encode(h2o_req_t *req, br_str_t s);
+
+/* ---- handler files ---------------------------------------------------------- */
+
+int br_handle_base(h2o_req_t *req, const br_match_t *m);
+int br_handle_blob(h2o_req_t *req, const br_match_t *m);          /* blobs.c */
+int br_handle_upload_start(h2o_req_t *req, const br_match_t *m);  /* uploads.c */
+int br_handle_upload(h2o_req_t *req, const br_match_t *m);        /* uploads.c */
+int br_handle_manifest(h2o_req_t *req, const br_match_t *m);      /* manifests.c */
+int br_handle_tags(h2o_req_t *req, const br_match_t *m);          /* tags.c */
+int br_handle_catalog(h2o_req_t *req, const br_match_t *m);       /* catalog.c */
+int br_handle_referrers(h2o_req_t *req, const br_match_t *m);     /* referrers.c */
+
+/* Sends a blob file (fd owned by the callee from here on) as the response:
+ * honours HEAD and Range, sets Content-Length, Docker-Content-Digest, ETag,
+ * Accept-Ranges and Content-Type. (blobs.c; manifests use it too.) */
+void br_send_blob_fd(h2o_req_t *req, int fd, uint64_t size, const br_digest_t *d, const char *content_type, int allow_range);
+
+/* Adds the Docker-Content-Digest header (and ETag when etag != 0). */
+void br_add_digest_headers(h2o_req_t *req, const br_digest_t *d, int etag);
+
+/* Upload sessions abandoned longer than the configured age are purged
+ * periodically by thread 0 (uploads.c). */
+void br_uploads_maybe_purge(void);
+
+/* Process a long body in slices on the loop thread (uploads.c). */
+#define BR_SLICE_SIZE (1u << 20)
+
+#endif

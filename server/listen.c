@@ -1,0 +1,337 @@
+/*
+ * Listeners and connection accounting.
+ *
+ * berth accepts its own sockets, so it decides how many it holds: a global cap
+ * and a cap per client address, checked at accept (over the cap, the socket is
+ * closed at once, before h2o sees it). Once a second each thread sweeps its
+ * connections and shuts down those that are idle (no byte in or out for
+ * idle_timeout while no request is in progress) or stuck sending HTTP/1
+ * headers (slowloris: headers not complete within BR_HEADER_TIMEOUT_MS).
+ *
+ * A connection is never freed behind h2o's back: the sweep only calls
+ * shutdown(2) on the fd; h2o then sees EOF or an error and closes the
+ * connection itself, which calls on_close() below.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <stdlib.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include "server/server.h"
+
+#define BR_HEADER_TIMEOUT_MS 10000
+
+typedef struct st_br_conn_t {
+    h2o_linklist_t link;
+    br_thread_t *thread;
+    h2o_socket_t *sock;
+    unsigned char addr[16];
+    size_t last_read, last_written;
+    uint64_t last_active_ms;
+    uint64_t header_since_ms;
+} br_conn_t;
+
+/* Per-client counts: a small chained hash under one mutex. Accept and close are
+ * rare next to requests, so contention is not a concern. */
+typedef struct st_client_t {
+    struct st_client_t *next;
+    unsigned char addr[16];
+    unsigned count;
+} client_t;
+
+#define CLIENT_BUCKETS 1024
+static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
+static client_t *clients[CLIENT_BUCKETS];
+static unsigned total_conns;
+/* h2o's HTTP/1 read callback, captured at the first plain accept, tells an
+ * HTTP/1 connection waiting for a request from anything else. */
+static h2o_socket_cb h1_read_cb;
+
+unsigned br_conn_count(void)
+{
+    pthread_mutex_lock(&clients_lock);
+    unsigned n = total_conns;
+    pthread_mutex_unlock(&clients_lock);
+    return n;
+}
+
+static size_t addr_bucket(const unsigned char *a)
+{
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 16; i++)
+        h = (h ^ a[i]) * 16777619u;
+    return h % CLIENT_BUCKETS;
+}
+
+/* Counts a new connection from addr; 0 when within limits, else nonzero. */
+static int conn_admit(const unsigned char *addr)
+{
+    int ret = 1;
+    pthread_mutex_lock(&clients_lock);
+    if (total_conns >= br_srv.config->limits.max_connections)
+        goto Exit;
+    client_t **slot = &clients[addr_bucket(addr)], *c;
+    for (c = *slot; c != NULL; c = c->next)
+        if (memcmp(c->addr, addr, 16) == 0)
+            break;
+    if (c == NULL) {
+        c = br_calloc(1, sizeof(*c));
+        memcpy(c->addr, addr, 16);
+        c->next = *slot;
+        *slot = c;
+    }
+    if (c->count >= br_srv.config->limits.max_connections_per_client)
+        goto Exit;
+    c->count++;
+    total_conns++;
+    ret = 0;
+Exit:
+    pthread_mutex_unlock(&clients_lock);
+    return ret;
+}
+
+static void conn_release(const unsigned char *addr)
+{
+    pthread_mutex_lock(&clients_lock);
+    client_t **slot = &clients[addr_bucket(addr)];
+    for (; *slot != NULL; slot = &(*slot)->next) {
+        client_t *c = *slot;
+        if (memcmp(c->addr, addr, 16) == 0) {
+            if (--c->count == 0) {
+                *slot = c->next;
+                free(c);
+            }
+            break;
+        }
+    }
+    total_conns--;
+    pthread_mutex_unlock(&clients_lock);
+}
+
+static void addr_key(const struct sockaddr *sa, unsigned char *key)
+{
+    memset(key, 0, 16);
+    if (sa->sa_family == AF_INET6) {
+        memcpy(key, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else if (sa->sa_family == AF_INET) {
+        key[10] = key[11] = 0xff; /* v4-mapped form, so one client is one key */
+        memcpy(key + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    }
+}
+
+static void on_close(void *data)
+{
+    br_conn_t *c = data;
+    h2o_linklist_unlink(&c->link);
+    c->thread->num_conns--;
+    conn_release(c->addr);
+    free(c);
+}
+
+static void on_accept(h2o_socket_t *listener, const char *err)
+{
+    br_thread_t *t = br_thread;
+    if (err != NULL)
+        return;
+    /* Drain the backlog a bounded number at a time so one busy listener cannot
+     * starve the loop. */
+    for (int i = 0; i < 64; i++) {
+        h2o_socket_t *sock = h2o_evloop_socket_accept(listener);
+        if (sock == NULL)
+            return;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof(ss);
+        unsigned char key[16] = {0};
+        if (getpeername(h2o_socket_get_fd(sock), (struct sockaddr *)&ss, &len) == 0)
+            addr_key((struct sockaddr *)&ss, key);
+        if (br_srv.shutdown_requested || conn_admit(key) != 0) {
+            h2o_socket_close(sock);
+            continue;
+        }
+        br_conn_t *c = br_calloc(1, sizeof(*c));
+        c->thread = t;
+        c->sock = sock;
+        memcpy(c->addr, key, 16);
+        c->last_active_ms = br_now_ms();
+        h2o_linklist_insert(&t->conns, &c->link);
+        t->num_conns++;
+        sock->on_close.cb = on_close;
+        sock->on_close.data = c;
+        h2o_accept(&t->accept_ctx, sock);
+        if (h1_read_cb == NULL && br_srv.ssl_ctx == NULL && sock->_cb.read != NULL)
+            __atomic_store_n(&h1_read_cb, sock->_cb.read, __ATOMIC_RELAXED);
+    }
+}
+
+static int open_listener(const br_listen_t *l)
+{
+    struct addrinfo hints, *res = NULL;
+    char port[8];
+    memset(&hints, 0, sizeof(hints));
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+    snprintf(port, sizeof(port), "%u", l->port);
+    int gai = getaddrinfo(l->host[0] != '\0' ? l->host : NULL, port, &hints, &res);
+    if (gai != 0) {
+        br_error("listen %s:%u: %s", l->host, l->port, gai_strerror(gai));
+        return -1;
+    }
+    /* With no host, prefer IPv4 any (as registry:2 and docker expect :5000 to
+     * work over 127.0.0.1). */
+    struct addrinfo *ai = res;
+    for (struct addrinfo *p = res; l->host[0] == '\0' && p != NULL; p = p->ai_next)
+        if (p->ai_family == AF_INET) {
+            ai = p;
+            break;
+        }
+    int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1;
+    if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
+        (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
+        listen(fd, 1024) != 0) {
+        br_error("listen %s:%u: %s", l->host[0] ? l->host : "*", l->port, strerror(errno));
+        if (fd != -1)
+            close(fd);
+        freeaddrinfo(res);
+        return -1;
+    }
+    freeaddrinfo(res);
+    return fd;
+}
+
+int br_listeners_open(br_thread_t *t)
+{
+    for (size_t i = 0; i < br_srv.config->num_listen; i++) {
+        int fd = open_listener(&br_srv.config->listen[i]);
+        if (fd == -1)
+            return EADDRNOTAVAIL;
+        h2o_socket_t *sock = h2o_evloop_socket_create(t->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        sock->data = t;
+        t->listeners[t->num_listeners++] = sock;
+        h2o_socket_read_start(sock, on_accept);
+    }
+    return 0;
+}
+
+void br_listeners_close(br_thread_t *t)
+{
+    for (size_t i = 0; i < t->num_listeners; i++) {
+        h2o_socket_read_stop(t->listeners[i]);
+        h2o_socket_close(t->listeners[i]);
+    }
+    t->num_listeners = 0;
+}
+
+/* 1 when buf holds the end of an HTTP/1 header block. */
+static int has_header_end(const char *p, size_t n)
+{
+    for (size_t i = 0; i + 1 < n; i++)
+        if (p[i] == '\n' && (p[i + 1] == '\n' || (p[i + 1] == '\r' && i + 2 < n && p[i + 2] == '\n')))
+            return 1;
+    return 0;
+}
+
+static void on_sweep(h2o_timeout_entry_t *entry)
+{
+    br_thread_t *t = H2O_STRUCT_FROM_MEMBER(br_thread_t, sweep_entry, entry);
+    uint64_t now = br_now_ms(), idle = br_srv.config->limits.idle_timeout_ms;
+    h2o_socket_cb h1 = __atomic_load_n(&h1_read_cb, __ATOMIC_RELAXED);
+    for (h2o_linklist_t *l = t->conns.next; l != &t->conns; l = l->next) {
+        br_conn_t *c = H2O_STRUCT_FROM_MEMBER(br_conn_t, link, l);
+        h2o_socket_t *sock = c->sock;
+        if (sock->bytes_read != c->last_read || sock->bytes_written != c->last_written) {
+            c->last_read = sock->bytes_read;
+            c->last_written = sock->bytes_written;
+            c->last_active_ms = now;
+        }
+        /* An HTTP/1 connection between requests reads with h2o's callback; with
+         * bytes buffered but no complete header block, it is still sending
+         * headers. */
+        int in_headers = h1 != NULL && sock->_cb.read == h1 && sock->input != NULL && sock->input->size != 0 &&
+                         !has_header_end(sock->input->bytes, sock->input->size);
+        if (!in_headers)
+            c->header_since_ms = 0;
+        else if (c->header_since_ms == 0)
+            c->header_since_ms = now;
+        int stale = now - c->last_active_ms >= idle && (sock->_cb.read != NULL || sock->input == NULL || sock->input->size == 0);
+        int slow_headers = c->header_since_ms != 0 && now - c->header_since_ms >= BR_HEADER_TIMEOUT_MS;
+        if (stale || slow_headers)
+            shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+    }
+    h2o_timeout_link(t->loop, &t->sweep_timeout, &t->sweep_entry);
+}
+
+void br_sweep_start(br_thread_t *t)
+{
+    h2o_timeout_init(t->loop, &t->sweep_timeout, 1000);
+    t->sweep_entry.cb = on_sweep;
+    h2o_timeout_link(t->loop, &t->sweep_timeout, &t->sweep_entry);
+}
+
+/* ---- deferred work ---------------------------------------------------------- */
+
+static void on_kick(h2o_socket_t *sock, const char *err)
+{
+    br_thread_t *t = sock->data;
+    if (err != NULL) {
+        br_error("event loop wake-up socket failed: %s", err);
+        return;
+    }
+    h2o_buffer_consume(&sock->input, sock->input->size);
+    /* Run only what was queued before this pass; steps queued now wait for the
+     * next one, after the loop has looked at the network again. */
+    h2o_linklist_t batch;
+    h2o_linklist_init_anchor(&batch);
+    h2o_linklist_insert_list(&batch, &t->deferred);
+    while (!h2o_linklist_is_empty(&batch)) {
+        br_deferred_t *d = H2O_STRUCT_FROM_MEMBER(br_deferred_t, link, batch.next);
+        h2o_linklist_unlink(&d->link);
+        d->cb(d);
+    }
+}
+
+void br_defer_init(br_thread_t *t)
+{
+    h2o_linklist_init_anchor(&t->deferred);
+    int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (fd == -1) {
+        br_error("eventfd: %s", strerror(errno));
+        abort();
+    }
+    t->kick_sock = h2o_evloop_socket_create(t->loop, fd, 0);
+    t->kick_sock->data = t;
+    h2o_socket_read_start(t->kick_sock, on_kick);
+}
+
+void br_defer_dispose(br_thread_t *t)
+{
+    if (t->kick_sock != NULL) {
+        h2o_socket_read_stop(t->kick_sock);
+        h2o_socket_close(t->kick_sock);
+        t->kick_sock = NULL;
+    }
+}
+
+void br_defer(br_deferred_t *d)
+{
+    br_thread_t *t = br_thread;
+    if (h2o_linklist_is_empty(&t->deferred)) {
+        uint64_t one = 1;
+        ssize_t r = write(h2o_socket_get_fd(t->kick_sock), &one, sizeof(one));
+        (void)r; /* EAGAIN means a wake-up is already pending */
+    }
+    h2o_linklist_insert(&t->deferred, &d->link);
+}
+
+void br_defer_cancel(br_deferred_t *d)
+{
+    if (h2o_linklist_is_linked(&d->link))
+        h2o_linklist_unlink(&d->link);
+}

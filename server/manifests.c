@@ -1,0 +1,171 @@
+/*
+ * PUT / GET / HEAD / DELETE /v2/<name>/manifests/<reference>
+ *
+ * The body is validated by manifests/ and stored byte for byte (its digest is
+ * that of the bytes as sent). Every blob an image references, and every
+ * manifest an index references, must already be in the repository.
+ */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include "manifests/manifest.h"
+#include "server/server.h"
+
+/* Resolves a reference: 1 = digest (in *d), 0 = tag, or an error code. */
+static int parse_reference(br_str_t ref, br_digest_t *d)
+{
+    if (memchr(ref.base, ':', ref.len) != NULL)
+        return br_digest_parse(d, ref) == 0 ? 1 : BR_E_DIGEST_INVALID;
+    return br_tag_valid(ref) ? 0 : BR_E_TAG_INVALID;
+}
+
+static int check_references(h2o_req_t *req, br_str_t repo, const br_manifest_t *man, br_digest_t *refs, size_t *num_refs)
+{
+    br_store_t *st = br_srv.store;
+    char dig[BR_DIGEST_MAX + 1];
+    uint64_t size;
+    *num_refs = 0;
+    if (man->kind == BR_MANIFEST_IMAGE) {
+        if (man->has_config) {
+            if (br_blob_stat(st, repo, &man->config.digest, &size) != 0) {
+                br_digest_format(&man->config.digest, dig);
+                br_send_error_code(req, 400, "MANIFEST_BLOB_UNKNOWN", "manifest references a blob unknown to the repository",
+                                   br_pool_printf(req, "config %s", dig).base);
+                return -1;
+            }
+            refs[(*num_refs)++] = man->config.digest;
+        }
+        for (size_t i = 0; i < man->num_blobs; i++) {
+            if (man->blobs[i].has_urls)
+                continue; /* non-distributable layer: lives elsewhere */
+            if (br_blob_stat(st, repo, &man->blobs[i].digest, &size) != 0) {
+                br_digest_format(&man->blobs[i].digest, dig);
+                br_send_error_code(req, 400, "MANIFEST_BLOB_UNKNOWN", "manifest references a blob unknown to the repository",
+                                   br_pool_printf(req, "layers[%zu] %s", i, dig).base);
+                return -1;
+            }
+            refs[(*num_refs)++] = man->blobs[i].digest;
+        }
+    } else {
+        for (size_t i = 0; i < man->num_manifests; i++) {
+            br_manifest_rec_t rec;
+            size_t n = br_digest_format(&man->manifests[i].digest, dig);
+            if (br_manifest_get(st, repo, br_str(dig, n), &rec) != 0) {
+                br_send_error_code(req, 400, "MANIFEST_UNKNOWN", "index references a manifest unknown to the repository",
+                                   br_pool_printf(req, "manifests[%zu] %s", i, dig).base);
+                return -1;
+            }
+            refs[(*num_refs)++] = man->manifests[i].digest;
+        }
+    }
+    return 0;
+}
+
+static int handle_put(h2o_req_t *req, const br_match_t *m)
+{
+    br_digest_t ref_digest;
+    int is_digest = parse_reference(m->reference, &ref_digest);
+    if (is_digest < 0)
+        return br_send_error(req, is_digest, "invalid reference");
+    br_str_t body = req->entity.base != NULL ? br_str(req->entity.base, req->entity.len) : br_str("", 0);
+    if (body.len > br_srv.config->limits.max_manifest_size)
+        return br_send_error(req, BR_E_TOO_LARGE, "manifest exceeds the size limit");
+
+    br_manifest_t man;
+    char err[512];
+    int r = br_manifest_parse(&man, body, br_req_header(req, H2O_TOKEN_CONTENT_TYPE), br_srv.config->limits.max_manifest_size,
+                              err, sizeof(err));
+    if (r != 0)
+        return br_send_error(req, r, err);
+
+    br_digest_t d;
+    br_hash_buf(is_digest == 1 ? ref_digest.alg : BR_ALG_SHA256, body.base, body.len, &d);
+    if (is_digest == 1 && !br_digest_eq(&d, &ref_digest)) {
+        br_manifest_dispose(&man);
+        return br_send_error(req, BR_E_DIGEST_INVALID, "manifest digest does not match the reference");
+    }
+
+    size_t max_refs = 1 + man.num_blobs + man.num_manifests, num_refs;
+    br_digest_t *refs = h2o_mem_alloc_pool(&req->pool, sizeof(*refs) * max_refs);
+    if (check_references(req, m->name, &man, refs, &num_refs) != 0) {
+        br_manifest_dispose(&man);
+        return 0;
+    }
+
+    br_manifest_put_t put = {
+        .repo = m->name,
+        .body = body,
+        .alg = d.alg,
+        .media_type = man.media_type,
+        .tag = is_digest == 1 ? br_str("", 0) : m->reference,
+        .refs = refs,
+        .num_refs = num_refs,
+        .subject = man.has_subject ? &man.subject.digest : NULL,
+        .artifact_type = man.artifact_type,
+        .annotations = man.annotations,
+    };
+    br_digest_t stored;
+    r = br_manifest_put(br_srv.store, &put, &stored);
+    if (r == 0 && man.has_subject) {
+        char sub[BR_DIGEST_MAX + 1];
+        size_t n = br_digest_format(&man.subject.digest, sub);
+        br_add_header(req, "OCI-Subject", sub, n);
+    }
+    br_manifest_dispose(&man);
+    if (r != 0)
+        return br_send_error(req, r, NULL);
+
+    char dig[BR_DIGEST_MAX + 1];
+    br_digest_format(&stored, dig);
+    h2o_iovec_t loc = br_pool_printf(req, "/v2/%.*s/manifests/%s", (int)m->name.len, m->name.base, dig);
+    br_add_header_token(req, H2O_TOKEN_LOCATION, loc.base, loc.len);
+    br_add_digest_headers(req, &stored, 0);
+    br_send(req, 201, NULL, "", 0);
+    return 0;
+}
+
+static int handle_get(h2o_req_t *req, const br_match_t *m)
+{
+    br_digest_t d;
+    int r = parse_reference(m->reference, &d);
+    if (r < 0)
+        return br_send_error(req, r, "invalid reference");
+    br_manifest_rec_t rec;
+    if ((r = br_manifest_get(br_srv.store, m->name, m->reference, &rec)) != 0)
+        return br_send_error(req, r, NULL);
+    br_str_t mt = br_cstr(rec.media_type);
+    /* Never convert: a client that does not accept the stored type is told so. */
+    if (!br_accept_matches(br_req_header(req, H2O_TOKEN_ACCEPT), mt))
+        return br_send_error_code(req, 404, "MANIFEST_UNKNOWN", "manifest unknown",
+                                  br_pool_printf(req, "manifest is %s, which the Accept header does not allow", rec.media_type).base);
+    int fd;
+    uint64_t size;
+    if ((r = br_blob_open(br_srv.store, m->name, &rec.digest, &fd, &size)) != 0)
+        return br_send_error(req, r == BR_E_BLOB_UNKNOWN ? BR_E_MANIFEST_UNKNOWN : r, NULL);
+    br_send_blob_fd(req, fd, size, &rec.digest, h2o_strdup(&req->pool, rec.media_type, mt.len).base, 0);
+    return 0;
+}
+
+static int handle_delete(h2o_req_t *req, const br_match_t *m)
+{
+    if (!br_srv.config->storage.delete_enabled)
+        return br_send_error(req, BR_E_UNSUPPORTED, "deletes are disabled on this registry");
+    br_digest_t d;
+    int r = parse_reference(m->reference, &d);
+    if (r < 0)
+        return br_send_error(req, r, "invalid reference");
+    r = r == 1 ? br_manifest_delete(br_srv.store, m->name, &d) : br_tag_delete(br_srv.store, m->name, m->reference);
+    if (r != 0)
+        return br_send_error(req, r, NULL);
+    br_send(req, 202, NULL, "", 0);
+    return 0;
+}
+
+int br_handle_manifest(h2o_req_t *req, const br_match_t *m)
+{
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT")))
+        return handle_put(req, m);
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE")))
+        return handle_delete(req, m);
+    return handle_get(req, m);
+}

@@ -1,0 +1,527 @@
+/*
+ * The route table, request checks that apply to every route, and the one place
+ * that turns berth's error codes into HTTP statuses and OCI error bodies.
+ *
+ * Paths are matched on the raw request path (never percent-decoded): nothing a
+ * route accepts — repository names, digests, tags, uuids — may contain '%',
+ * so an encoded '/' or '.' simply fails validation instead of being decoded
+ * into something that could reach the store.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include "server/server.h"
+
+/* ---- errors ------------------------------------------------------------ */
+
+typedef struct st_err_map_t {
+    int err;
+    int status;
+    const char *code;
+    const char *message;
+} err_map_t;
+
+static const err_map_t err_map[] = {
+    {BR_E_DIGEST_INVALID, 400, "DIGEST_INVALID", "provided digest did not match uploaded content"},
+    {BR_E_BLOB_UNKNOWN, 404, "BLOB_UNKNOWN", "blob unknown to registry"},
+    {BR_E_BLOB_UPLOAD_INVALID, 400, "BLOB_UPLOAD_INVALID", "blob upload invalid"},
+    {BR_E_BLOB_UPLOAD_UNKNOWN, 404, "BLOB_UPLOAD_UNKNOWN", "blob upload unknown to registry"},
+    {BR_E_MANIFEST_INVALID, 400, "MANIFEST_INVALID", "manifest invalid"},
+    {BR_E_MANIFEST_UNKNOWN, 404, "MANIFEST_UNKNOWN", "manifest unknown"},
+    {BR_E_MANIFEST_BLOB_UNKNOWN, 400, "MANIFEST_BLOB_UNKNOWN", "manifest references a blob unknown to the repository"},
+    {BR_E_NAME_INVALID, 400, "NAME_INVALID", "invalid repository name"},
+    {BR_E_NAME_UNKNOWN, 404, "NAME_UNKNOWN", "repository name not known to registry"},
+    {BR_E_SIZE_INVALID, 400, "SIZE_INVALID", "provided length did not match content length"},
+    {BR_E_TAG_INVALID, 400, "TAG_INVALID", "manifest tag or reference invalid"},
+    {BR_E_UNSUPPORTED, 405, "UNSUPPORTED", "the operation is unsupported"},
+    {BR_E_UNAUTHORIZED, 401, "UNAUTHORIZED", "authentication required"},
+    {BR_E_DENIED, 403, "DENIED", "requested access to the resource is denied"},
+    {BR_E_RANGE_INVALID, 416, "BLOB_UPLOAD_INVALID", "requested range not satisfiable"},
+    {BR_E_TOO_LARGE, 413, "SIZE_INVALID", "request body too large"},
+    {BR_E_TOO_MANY, 429, "TOOMANYREQUESTS", "too many requests"},
+    {BR_E_BUSY, 409, "BLOB_UPLOAD_INVALID", "upload is in use by another request"},
+};
+
+static const char *status_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 204: return "No Content";
+    case 206: return "Partial Content";
+    case 307: return "Temporary Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 429: return "Too Many Requests";
+    case 507: return "Insufficient Storage";
+    default: return status >= 500 ? "Internal Server Error" : "Error";
+    }
+}
+
+/* Appends s as a JSON string (with quotes) to buf; returns bytes written. */
+static size_t json_quote(char *buf, size_t size, const char *s)
+{
+    size_t n = 0;
+    buf[n++] = '"';
+    for (; *s != '\0' && n + 8 < size; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') {
+            buf[n++] = '\\';
+            buf[n++] = (char)c;
+        } else if (c < 0x20) {
+            n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
+        } else {
+            buf[n++] = (char)c;
+        }
+    }
+    buf[n++] = '"';
+    buf[n] = '\0';
+    return n;
+}
+
+int br_send_error_code(h2o_req_t *req, int status, const char *code, const char *message, const char *detail)
+{
+    size_t cap = 256 + strlen(message) * 6 + (detail != NULL ? strlen(detail) * 6 : 0);
+    char *body = h2o_mem_alloc_pool(&req->pool, cap);
+    size_t n = (size_t)snprintf(body, cap, "{\"errors\":[{\"code\":\"%s\",\"message\":", code);
+    n += json_quote(body + n, cap - n, message);
+    if (detail != NULL) {
+        n += (size_t)snprintf(body + n, cap - n, ",\"detail\":");
+        n += json_quote(body + n, cap - n, detail);
+    }
+    n += (size_t)snprintf(body + n, cap - n, "}]}");
+    br_send(req, status, "application/json; charset=utf-8", body, n);
+    return 0;
+}
+
+int br_send_error(h2o_req_t *req, int err, const char *detail)
+{
+    for (size_t i = 0; i < sizeof(err_map) / sizeof(err_map[0]); i++)
+        if (err_map[i].err == err)
+            return br_send_error_code(req, err_map[i].status, err_map[i].code, err_map[i].message, detail);
+    /* errno values and internal errors: our fault, not the client's. */
+    if (err == ENOSPC)
+        return br_send_error_code(req, 507, "UNKNOWN", "insufficient storage", detail);
+    br_warn("internal error on %.*s %.*s: %s", (int)req->method.len, req->method.base, (int)req->path.len, req->path.base,
+            br_strerror(err));
+    return br_send_error_code(req, 500, "UNKNOWN", "internal server error", br_strerror(err));
+}
+
+/* ---- responses -------------------------------------------------------------- */
+
+int br_is_head(h2o_req_t *req)
+{
+    return h2o_memis(req->method.base, req->method.len, H2O_STRLIT("HEAD"));
+}
+
+void br_send(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len)
+{
+    static h2o_generator_t generator = {NULL, NULL};
+    req->res.status = status;
+    req->res.reason = status_reason(status);
+    req->res.content_length = len;
+    if (content_type != NULL)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, content_type, strlen(content_type));
+    h2o_start_response(req, &generator);
+    h2o_iovec_t buf = h2o_iovec_init(body, br_is_head(req) ? 0 : len);
+    h2o_send(req, &buf, buf.len != 0 ? 1 : 0, H2O_SEND_STATE_FINAL);
+}
+
+void br_add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
+{
+    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
+                          h2o_strdup(&req->pool, value, len).base, len);
+}
+
+void br_add_header_token(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len)
+{
+    h2o_add_header(&req->pool, &req->res.headers, token, NULL, h2o_strdup(&req->pool, value, len).base, len);
+}
+
+h2o_iovec_t br_pool_printf(h2o_req_t *req, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *p = h2o_mem_alloc_pool(&req->pool, (size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(p, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return h2o_iovec_init(p, (size_t)n);
+}
+
+void br_add_digest_headers(h2o_req_t *req, const br_digest_t *d, int etag)
+{
+    char buf[BR_DIGEST_MAX + 3];
+    size_t n = br_digest_format(d, buf + 1);
+    br_add_header(req, "Docker-Content-Digest", buf + 1, n);
+    if (etag) {
+        buf[0] = '"';
+        buf[n + 1] = '"';
+        br_add_header_token(req, H2O_TOKEN_ETAG, buf, n + 2);
+    }
+}
+
+/* ---- request helpers ---------------------------------------------------------- */
+
+br_str_t br_req_header(h2o_req_t *req, const h2o_token_t *token)
+{
+    ssize_t i = h2o_find_header(&req->headers, token, -1);
+    if (i == -1)
+        return br_str("", 0);
+    return br_str(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+}
+
+br_str_t br_req_header_str(h2o_req_t *req, const char *lcname)
+{
+    ssize_t i = h2o_find_header_by_str(&req->headers, lcname, strlen(lcname), -1);
+    if (i == -1)
+        return br_str("", 0);
+    return br_str(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int br_query_param(h2o_req_t *req, const char *key, br_str_t *out)
+{
+    if (req->query_at == SIZE_MAX)
+        return 0;
+    const char *p = req->path.base + req->query_at + 1, *end = req->path.base + req->path.len;
+    size_t klen = strlen(key);
+    while (p < end) {
+        const char *amp = memchr(p, '&', (size_t)(end - p));
+        const char *pe = amp != NULL ? amp : end;
+        const char *eq = memchr(p, '=', (size_t)(pe - p));
+        const char *ke = eq != NULL ? eq : pe;
+        if ((size_t)(ke - p) == klen && memcmp(p, key, klen) == 0) {
+            const char *v = eq != NULL ? eq + 1 : pe;
+            char *dst = h2o_mem_alloc_pool(&req->pool, (size_t)(pe - v) + 1);
+            size_t n = 0;
+            for (const char *s = v; s < pe; s++) {
+                if (*s == '%') {
+                    int hi, lo;
+                    if (pe - s < 3 || (hi = hexval(s[1])) < 0 || (lo = hexval(s[2])) < 0)
+                        return -1;
+                    dst[n++] = (char)(hi * 16 + lo);
+                    s += 2;
+                } else if (*s == '+') {
+                    dst[n++] = ' ';
+                } else {
+                    dst[n++] = *s;
+                }
+            }
+            dst[n] = '\0';
+            if (memchr(dst, '\0', n) != NULL)
+                return -1;
+            *out = br_str(dst, n);
+            return 1;
+        }
+        p = pe + 1;
+    }
+    return 0;
+}
+
+int br_query_uint(h2o_req_t *req, const char *key, uint64_t max, uint64_t *out)
+{
+    br_str_t v;
+    int r = br_query_param(req, key, &v);
+    if (r != 1)
+        return r;
+    if (v.len == 0 || v.len > 19)
+        return -1;
+    uint64_t n = 0;
+    for (size_t i = 0; i < v.len; i++) {
+        if (v.base[i] < '0' || v.base[i] > '9')
+            return -1;
+        n = n * 10 + (uint64_t)(v.base[i] - '0');
+    }
+    if (n > max)
+        return -1;
+    *out = n;
+    return 1;
+}
+
+/* ---- request smuggling -------------------------------------------------------
+ * h2o 2.2.5 keeps Content-Length and Transfer-Encoding out of req->headers and,
+ * given two Content-Length headers, or one with Transfer-Encoding, picks one
+ * and carries on, so the rest of the body would be read as a next request. For
+ * HTTP/1 the request's raw header block still sits at the start of the
+ * socket's input buffer while the handler runs (h2o lower-cases the names in
+ * place), so count those headers there; refuse and close the connection. */
+static int is_smuggling_attempt(h2o_req_t *req)
+{
+    if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)
+        return 0;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->input == NULL || sock->input->size == 0)
+        return 0;
+    const char *p = sock->input->bytes, *end = p + sock->input->size;
+    int num_cl = 0, num_te = 0;
+    /* Header lines start after "\n"; the block ends at an empty line. */
+    const char *line = memchr(p, '\n', (size_t)(end - p));
+    while (line != NULL && ++line < end) {
+        if (*line == '\n' || (*line == '\r' && line + 1 < end && line[1] == '\n'))
+            break;
+        size_t left = (size_t)(end - line);
+        if (left >= 15 && memcmp(line, "content-length:", 15) == 0)
+            num_cl++;
+        else if (left >= 18 && memcmp(line, "transfer-encoding:", 18) == 0)
+            num_te++;
+        line = memchr(line, '\n', (size_t)(end - line));
+    }
+    return num_cl > 1 || num_te > 1 || (num_cl != 0 && num_te != 0);
+}
+
+/* ---- routing ------------------------------------------------------------------ */
+
+static int method_is(h2o_req_t *req, const char *m)
+{
+    return h2o_memis(req->method.base, req->method.len, m, strlen(m));
+}
+
+static int send_method_not_allowed(h2o_req_t *req, const char *allow)
+{
+    br_add_header_token(req, H2O_TOKEN_ALLOW, allow, strlen(allow));
+    return br_send_error_code(req, 405, "UNSUPPORTED", "method not allowed", NULL);
+}
+
+int br_handle_base(h2o_req_t *req, const br_match_t *m)
+{
+    (void)m;
+    br_send(req, 200, "application/json; charset=utf-8", "{}", 2);
+    return 0;
+}
+
+/* Splits "<name>/<kind>/<ref>" (the path after "/v2/", without the query). */
+static int match_route(br_str_t p, br_match_t *m)
+{
+    memset(m, 0, sizeof(*m));
+    if (p.len == 0) {
+        m->route = BR_ROUTE_BASE;
+        return 0;
+    }
+    if (br_str_eq(p, BR_STR("_catalog"))) {
+        m->route = BR_ROUTE_CATALOG;
+        m->access = BR_ACCESS_CATALOG;
+        return 0;
+    }
+    /* Find the last three segments: .../<z>/<y>/<x> */
+    const char *end = p.base + p.len;
+    const char *s1 = end; /* start of x */
+    while (s1 > p.base && s1[-1] != '/')
+        s1--;
+    if (s1 == p.base)
+        return BR_E_NAME_INVALID;
+    const char *s2 = s1 - 1; /* start of y */
+    while (s2 > p.base && s2[-1] != '/')
+        s2--;
+    br_str_t x = br_str(s1, (size_t)(end - s1)), y = br_str(s2, (size_t)(s1 - 1 - s2));
+    br_str_t z = br_str("", 0);
+    const char *s3 = s2;
+    if (s2 > p.base) {
+        s3 = s2 - 1;
+        while (s3 > p.base && s3[-1] != '/')
+            s3--;
+        z = br_str(s3, (size_t)(s2 - 1 - s3));
+    }
+    const char *name_end;
+    if (br_str_eq(y, BR_STR("uploads")) && br_str_eq(z, BR_STR("blobs")) && s3 > p.base) {
+        m->route = x.len == 0 ? BR_ROUTE_UPLOAD_START : BR_ROUTE_UPLOAD;
+        name_end = s3 - 1;
+    } else if (br_str_eq(x, BR_STR("uploads")) && br_str_eq(y, BR_STR("blobs"))) {
+        /* POST /v2/<name>/blobs/uploads without the trailing slash */
+        m->route = BR_ROUTE_UPLOAD_START;
+        x = br_str("", 0);
+        name_end = s2 - 1;
+    } else if (br_str_eq(y, BR_STR("blobs"))) {
+        m->route = BR_ROUTE_BLOB;
+        name_end = s2 - 1;
+    } else if (br_str_eq(y, BR_STR("manifests"))) {
+        m->route = BR_ROUTE_MANIFEST;
+        name_end = s2 - 1;
+    } else if (br_str_eq(y, BR_STR("tags")) && br_str_eq(x, BR_STR("list"))) {
+        m->route = BR_ROUTE_TAGS;
+        x = br_str("", 0);
+        name_end = s2 - 1;
+    } else if (br_str_eq(y, BR_STR("referrers"))) {
+        m->route = BR_ROUTE_REFERRERS;
+        name_end = s2 - 1;
+    } else {
+        return 1; /* no such route */
+    }
+    if (name_end <= p.base)
+        return BR_E_NAME_INVALID;
+    m->name = br_str(p.base, (size_t)(name_end - p.base));
+    m->reference = x;
+    if (!br_name_valid(m->name))
+        return BR_E_NAME_INVALID;
+    return 0;
+}
+
+static const struct {
+    br_handler_fn fn;
+    const char *methods; /* for Allow and 405 */
+} routes[] = {
+    [BR_ROUTE_BASE] = {br_handle_base, "GET, HEAD"},
+    [BR_ROUTE_CATALOG] = {br_handle_catalog, "GET, HEAD"},
+    [BR_ROUTE_BLOB] = {br_handle_blob, "GET, HEAD, DELETE"},
+    [BR_ROUTE_UPLOAD_START] = {br_handle_upload_start, "POST"},
+    [BR_ROUTE_UPLOAD] = {br_handle_upload, "GET, PATCH, PUT, DELETE"},
+    [BR_ROUTE_MANIFEST] = {br_handle_manifest, "GET, HEAD, PUT, DELETE"},
+    [BR_ROUTE_TAGS] = {br_handle_tags, "GET, HEAD"},
+    [BR_ROUTE_REFERRERS] = {br_handle_referrers, "GET, HEAD"},
+};
+
+/* 1 when the request's method is in the comma-separated list. */
+static int method_allowed(h2o_req_t *req, const char *list)
+{
+    size_t n = req->method.len;
+    for (const char *p = list; *p != '\0';) {
+        const char *e = strchr(p, ',');
+        size_t len = e != NULL ? (size_t)(e - p) : strlen(p);
+        if (len == n && memcmp(p, req->method.base, n) == 0)
+            return 1;
+        if (e == NULL)
+            break;
+        p = e + 2;
+    }
+    return 0;
+}
+
+int br_on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    (void)self;
+    br_add_header(req, "Docker-Distribution-API-Version", "registry/2.0", strlen("registry/2.0"));
+
+    if (is_smuggling_attempt(req)) {
+        req->http1_is_persistent = 0;
+        br_add_header_token(req, H2O_TOKEN_CONNECTION, "close", 5);
+        return br_send_error_code(req, 400, "UNSUPPORTED", "bad request",
+                                  "conflicting Content-Length / Transfer-Encoding headers");
+    }
+
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    br_str_t path = br_str(req->path.base, plen);
+    if (!(path.len >= 4 && memcmp(path.base, "/v2/", 4) == 0) && !br_str_eq(path, BR_STR("/v2")))
+        return br_send_error_code(req, 404, "NOT_FOUND", "not found", NULL);
+    br_str_t rest = path.len > 4 ? br_str(path.base + 4, path.len - 4) : br_str("", 0);
+
+    br_match_t m;
+    int err = match_route(rest, &m);
+    if (err == BR_E_NAME_INVALID)
+        return br_send_error(req, BR_E_NAME_INVALID, NULL);
+    if (err != 0)
+        return br_send_error_code(req, 404, "NOT_FOUND", "not found", NULL);
+
+    if (!method_allowed(req, routes[m.route].methods))
+        return send_method_not_allowed(req, routes[m.route].methods);
+    if (m.access == BR_ACCESS_NONE && m.route != BR_ROUTE_BASE) {
+        if (method_is(req, "GET") || method_is(req, "HEAD"))
+            m.access = BR_ACCESS_PULL;
+        else if (method_is(req, "DELETE") && m.route != BR_ROUTE_UPLOAD)
+            m.access = BR_ACCESS_DELETE;
+        else
+            m.access = BR_ACCESS_PUSH;
+    }
+    /* Authorization (auth/) will decide here, from m.access and m.name. */
+    return routes[m.route].fn(req, &m);
+}
+
+/* ---- JSON response buffers ---------------------------------------------------- */
+
+void br_buf_append(br_buf_t *b, const char *p, size_t n)
+{
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap == 0 ? 1024 : b->cap;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        b->base = br_realloc(b->base, cap);
+        b->cap = cap;
+    }
+    memcpy(b->base + b->len, p, n);
+    b->len += n;
+    b->base[b->len] = '\0';
+}
+
+void br_buf_printf(br_buf_t *b, const char *fmt, ...)
+{
+    char tmp[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n < sizeof(tmp)) {
+        br_buf_append(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = br_malloc((size_t)n + 1);
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    br_buf_append(b, big, (size_t)n);
+    free(big);
+}
+
+void br_buf_json_str(br_buf_t *b, br_str_t s)
+{
+    br_buf_append(b, "\"", 1);
+    size_t run = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.base[i];
+        if (c == '"' || c == '\\' || c < 0x20) {
+            br_buf_append(b, s.base + run, i - run);
+            char esc[8];
+            int n = c == '"' || c == '\\' ? snprintf(esc, sizeof(esc), "\\%c", c) : snprintf(esc, sizeof(esc), "\\u%04x", c);
+            br_buf_append(b, esc, (size_t)n);
+            run = i + 1;
+        }
+    }
+    br_buf_append(b, s.base + run, s.len - run);
+    br_buf_append(b, "\"", 1);
+}
+
+h2o_iovec_t br_buf_to_pool(br_buf_t *b, h2o_req_t *req)
+{
+    h2o_iovec_t v = h2o_strdup(&req->pool, b->base != NULL ? b->base : "", b->len);
+    free(b->base);
+    memset(b, 0, sizeof(*b));
+    return v;
+}
+
+h2o_iovec_t br_url_encode(h2o_req_t *req, br_str_t s)
+{
+    char *p = h2o_mem_alloc_pool(&req->pool, s.len * 3 + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < s.len; i++) {
+        unsigned char c = (unsigned char)s.base[i];
+        if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '.' || c == '_' ||
+            c == '~') {
+            p[n++] = (char)c;
+        } else {
+            n += (size_t)sprintf(p + n, "%%%02X", c);
+        }
+    }
+    p[n] = '\0';
+    return h2o_iovec_init(p, n);
+}

@@ -1,0 +1,307 @@
+/*
+ * Blob uploads: POST /v2/<name>/blobs/uploads/ (start, monolithic, mount) and
+ * GET / PATCH / PUT / DELETE /v2/<name>/blobs/uploads/<uuid>.
+ *
+ * h2o 2.2.5 hands a handler the whole body at once (in RAM, or above 32 MiB
+ * in a mapped spill file under <root>/tmp). A layer body can be gigabytes, so
+ * it is written and hashed in BR_SLICE_SIZE steps, one per loop iteration
+ * (br_defer), and the pages already written are released from the mapping as
+ * we go. The body is never handed to another thread: HTTP/2 frees it when the
+ * stream is reset, which disposes the job below first.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+#include "server/server.h"
+
+/* Clients should send chunks of at least this size (except the last). */
+#define CHUNK_MIN_LENGTH "1048576"
+/* h2o maps bodies at or above this size (see main.c); below it they are
+ * malloc'ed and must not be madvise'd. */
+#define SPILL_THRESHOLD (32u * 1024 * 1024)
+
+typedef enum { OP_MONOLITHIC, OP_PATCH, OP_PUT } op_t;
+
+typedef struct st_upload_job_t {
+    br_deferred_t defer;
+    h2o_req_t *req;
+    br_upload_t *up;
+    op_t op;
+    br_str_t name;
+    br_digest_t digest;
+    const char *body;
+    size_t len, done, released;
+} upload_job_t;
+
+static void on_job_dispose(void *p)
+{
+    upload_job_t *j = p;
+    br_defer_cancel(&j->defer);
+    if (j->up != NULL)
+        br_upload_destroy(j->up);
+}
+
+static void add_upload_headers(h2o_req_t *req, br_str_t name, br_upload_t *up)
+{
+    h2o_iovec_t loc = br_pool_printf(req, "/v2/%.*s/blobs/uploads/%s", (int)name.len, name.base, br_upload_uuid(up));
+    br_add_header_token(req, H2O_TOKEN_LOCATION, loc.base, loc.len);
+    uint64_t size = br_upload_size(up);
+    /* An empty upload reports "0-0", as registry:2 does and clients expect. */
+    h2o_iovec_t range = br_pool_printf(req, "0-%llu", (unsigned long long)(size == 0 ? 0 : size - 1));
+    br_add_header_token(req, H2O_TOKEN_RANGE, range.base, range.len);
+    br_add_header(req, "Docker-Upload-UUID", br_upload_uuid(up), strlen(br_upload_uuid(up)));
+}
+
+static void send_created(h2o_req_t *req, br_str_t name, const br_digest_t *d)
+{
+    char dig[BR_DIGEST_MAX + 1];
+    br_digest_format(d, dig);
+    h2o_iovec_t loc = br_pool_printf(req, "/v2/%.*s/blobs/%s", (int)name.len, name.base, dig);
+    br_add_header_token(req, H2O_TOKEN_LOCATION, loc.base, loc.len);
+    br_add_digest_headers(req, d, 0);
+    br_send(req, 201, NULL, "", 0);
+}
+
+/* Gives back the pages of a mapped body that are already written: the data is
+ * in the upload file now, so neither RSS nor the spill file needs to keep it. */
+static void release_written(upload_job_t *j)
+{
+    if (j->len < SPILL_THRESHOLD)
+        return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)j->body + j->released + page - 1) & ~(uintptr_t)(page - 1);
+    uintptr_t end = ((uintptr_t)j->body + j->done) & ~(uintptr_t)(page - 1);
+    if (end <= start)
+        return;
+    /* Punch the spill file's blocks out; where the filesystem cannot, at least
+     * drop the pages from this process. */
+    if (madvise((void *)start, end - start, MADV_REMOVE) != 0)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+    j->released = (size_t)(end - (uintptr_t)j->body);
+}
+
+static void finish_job(upload_job_t *j)
+{
+    h2o_req_t *req = j->req;
+    int err;
+    uint64_t size;
+    switch (j->op) {
+    case OP_PATCH:
+        if ((err = br_upload_save(j->up)) != 0)
+            goto Error;
+        add_upload_headers(req, j->name, j->up);
+        br_send(req, 202, NULL, "", 0);
+        break;
+    case OP_PUT:
+    case OP_MONOLITHIC:
+        if ((err = br_upload_commit(j->up, &j->digest, &size)) != 0)
+            goto Error;
+        send_created(req, j->name, &j->digest);
+        break;
+    }
+    br_upload_destroy(j->up);
+    j->up = NULL;
+    return;
+Error:
+    br_upload_destroy(j->up);
+    j->up = NULL;
+    br_send_error(req, err, err == BR_E_DIGEST_INVALID ? "digest of the uploaded content does not match" : NULL);
+}
+
+static void run_slice(br_deferred_t *d)
+{
+    upload_job_t *j = H2O_STRUCT_FROM_MEMBER(upload_job_t, defer, d);
+    size_t n = j->len - j->done < BR_SLICE_SIZE ? j->len - j->done : BR_SLICE_SIZE;
+    if (n != 0) {
+        int err = br_upload_write(j->up, j->body + j->done, n);
+        if (err != 0) {
+            br_upload_destroy(j->up);
+            j->up = NULL;
+            br_send_error(j->req, err, "cannot write upload");
+            return;
+        }
+        j->done += n;
+        release_written(j);
+    }
+    if (j->done < j->len)
+        br_defer(&j->defer);
+    else
+        finish_job(j);
+}
+
+/* Takes ownership of up: the job destroys it when done or when the request
+ * goes away. */
+static void start_job(h2o_req_t *req, br_str_t name, br_upload_t *up, op_t op, const br_digest_t *d)
+{
+    upload_job_t *j = h2o_mem_alloc_shared(&req->pool, sizeof(*j), on_job_dispose);
+    memset(j, 0, sizeof(*j));
+    j->defer.cb = run_slice;
+    j->req = req;
+    j->up = up;
+    j->op = op;
+    j->name = name;
+    if (d != NULL)
+        j->digest = *d;
+    j->body = req->entity.base;
+    j->len = req->entity.base != NULL ? req->entity.len : 0;
+    run_slice(&j->defer);
+}
+
+/* Parses "<start>-<end>" (optionally after "bytes " or "bytes="). */
+static int parse_content_range(br_str_t v, uint64_t *start, uint64_t *end)
+{
+    const char *p = v.base, *e = v.base + v.len;
+    if (v.len >= 6 && (memcmp(p, "bytes ", 6) == 0 || memcmp(p, "bytes=", 6) == 0))
+        p += 6;
+    uint64_t a = 0, b = 0;
+    const char *q = p;
+    for (; q < e && *q >= '0' && *q <= '9'; q++) {
+        if (a > (UINT64_MAX - 9) / 10)
+            return -1;
+        a = a * 10 + (uint64_t)(*q - '0');
+    }
+    if (q == p || q == e || *q != '-')
+        return -1;
+    const char *r = ++q;
+    for (; q < e && *q >= '0' && *q <= '9'; q++) {
+        if (b > (UINT64_MAX - 9) / 10)
+            return -1;
+        b = b * 10 + (uint64_t)(*q - '0');
+    }
+    /* "/total" may follow (RFC form); the total is not checked. */
+    if (q == r || (q != e && *q != '/') || b < a)
+        return -1;
+    *start = a;
+    *end = b;
+    return 0;
+}
+
+/* Checks an optional Content-Range against the upload's size and the body. */
+static int check_content_range(h2o_req_t *req, br_upload_t *up)
+{
+    br_str_t cr = br_req_header(req, H2O_TOKEN_CONTENT_RANGE);
+    if (cr.len == 0)
+        return 0;
+    uint64_t start, end, len = req->entity.base != NULL ? req->entity.len : 0;
+    if (parse_content_range(cr, &start, &end) != 0)
+        return BR_E_RANGE_INVALID;
+    if (start != br_upload_size(up))
+        return BR_E_RANGE_INVALID; /* out of order or overlapping chunk */
+    if (len != 0 && end - start + 1 != len)
+        return BR_E_RANGE_INVALID;
+    return 0;
+}
+
+/* Digest from "?digest=": 1 with *d filled, 0 when absent, or an error. */
+static int query_digest(h2o_req_t *req, const char *key, br_digest_t *d)
+{
+    br_str_t v;
+    int r = br_query_param(req, key, &v);
+    if (r == 0)
+        return 0;
+    if (r < 0 || br_digest_parse(d, v) != 0)
+        return BR_E_DIGEST_INVALID;
+    return 1;
+}
+
+int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
+{
+    br_store_t *st = br_srv.store;
+    br_digest_t d;
+    int r, err;
+
+    /* Cross-repository mount: 201 when the blob can be linked, else fall back
+     * to an ordinary upload session (202), as the spec asks. */
+    if ((r = query_digest(req, "mount", &d)) < 0)
+        return br_send_error(req, r, "invalid mount digest");
+    if (r == 1) {
+        br_str_t from = br_str("", 0);
+        int has_from = br_query_param(req, "from", &from) == 1;
+        uint64_t size;
+        if (!has_from || br_name_valid(from)) {
+            if (br_blob_mount(st, m->name, has_from ? from : br_str("", 0), &d, &size) == 0) {
+                send_created(req, m->name, &d);
+                return 0;
+            }
+        }
+    }
+
+    br_upload_t *up;
+    if ((r = query_digest(req, "digest", &d)) < 0)
+        return br_send_error(req, r, "invalid digest");
+    if ((err = br_upload_start(st, m->name, &up)) != 0)
+        return br_send_error(req, err, NULL);
+    if (r == 1) {
+        /* Monolithic upload: the whole blob in this one request. */
+        start_job(req, m->name, up, OP_MONOLITHIC, &d);
+        return 0;
+    }
+    if (req->entity.base != NULL && req->entity.len != 0) {
+        /* A body without a digest is taken as the first chunk. */
+        start_job(req, m->name, up, OP_PATCH, NULL);
+        return 0;
+    }
+    add_upload_headers(req, m->name, up);
+    br_add_header(req, "OCI-Chunk-Min-Length", CHUNK_MIN_LENGTH, strlen(CHUNK_MIN_LENGTH));
+    br_upload_destroy(up);
+    br_send(req, 202, NULL, "", 0);
+    return 0;
+}
+
+int br_handle_upload(h2o_req_t *req, const br_match_t *m)
+{
+    br_store_t *st = br_srv.store;
+    br_upload_t *up;
+    int err;
+
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))) {
+        if ((err = br_upload_resume(st, m->name, m->reference, &up)) != 0)
+            return br_send_error(req, err, NULL);
+        err = br_upload_cancel(up);
+        br_upload_destroy(up);
+        if (err != 0)
+            return br_send_error(req, err, NULL);
+        br_send(req, 204, NULL, "", 0);
+        return 0;
+    }
+
+    br_digest_t d;
+    int has_digest = 0;
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PUT"))) {
+        if ((has_digest = query_digest(req, "digest", &d)) <= 0)
+            return br_send_error(req, BR_E_DIGEST_INVALID, has_digest == 0 ? "digest parameter missing" : "invalid digest");
+    }
+    if ((err = br_upload_resume(st, m->name, m->reference, &up)) != 0)
+        return br_send_error(req, err, NULL);
+
+    if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+        add_upload_headers(req, m->name, up);
+        br_upload_destroy(up);
+        br_send(req, 204, NULL, "", 0);
+        return 0;
+    }
+    if ((err = check_content_range(req, up)) != 0) {
+        /* Tell the client where the upload really stands so it can resume. */
+        add_upload_headers(req, m->name, up);
+        br_upload_destroy(up);
+        return br_send_error(req, err, "Content-Range does not continue the upload");
+    }
+    start_job(req, m->name, up, has_digest ? OP_PUT : OP_PATCH, has_digest ? &d : NULL);
+    return 0;
+}
+
+void br_uploads_maybe_purge(void)
+{
+    static uint64_t next_ms;
+    uint64_t now = br_now_ms();
+    if (now < next_ms)
+        return;
+    next_ms = now + 60 * 1000;
+    int n = br_upload_purge(br_srv.store, br_srv.config->storage.upload_purge_age_s);
+    if (n > 0)
+        br_info("purged %d abandoned upload%s", n, n == 1 ? "" : "s");
+    else if (n < 0)
+        br_warn("purging abandoned uploads: %s", br_strerror(n));
+}
