@@ -45,6 +45,8 @@ distribution_is_target() { [ "$REG_KIND" = distribution ]; }
 
 # Private configuration for the containers/* tools (skopeo, podman, buildah).
 _clients_setup_env() {
+    # All traffic is to 127.0.0.1: no proxy may sit in between.
+    unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY
     export HOME="$BR_TMP/home"
     export XDG_CONFIG_HOME="$HOME/.config" XDG_DATA_HOME="$HOME/.local/share"
     export XDG_RUNTIME_DIR="$BR_TMP/run"
