@@ -7,7 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "config/config.h"
+#include <strings.h>
+#include "config/internal.h"
 
 void br_config_init(br_config_t *c)
 {
@@ -45,6 +46,53 @@ void br_config_dispose(br_config_t *c)
     memset(c, 0, sizeof(*c));
 }
 
+static char *dup_or_null(const char *s)
+{
+    return s != NULL ? br_strndup(s, strlen(s)) : NULL;
+}
+
+void br_config__copy(br_config_t *dst, const br_config_t *src)
+{
+    *dst = *src;
+    for (size_t i = 0; i < src->num_listen; i++)
+        dst->listen[i].host = dup_or_null(src->listen[i].host);
+    dst->storage.root = dup_or_null(src->storage.root);
+    dst->tls.certificate = dup_or_null(src->tls.certificate);
+    dst->tls.key = dup_or_null(src->tls.key);
+    dst->tls.client_ca = dup_or_null(src->tls.client_ca);
+}
+
+int br_config_validate(const br_config_t *c, char *err, size_t errsize)
+{
+    const br_config_key_t *culprit;
+    return br_config__check(c, &culprit, err, errsize);
+}
+
+/* A host between brackets must look like an IPv6 literal (optionally with a
+ * %zone); a bare host is a name or IPv4 literal. Checking the characters here
+ * turns "0.0.0.0 :5000" or "[]:5000" into a config error at start-up instead of
+ * a resolver error, or a silent bind to every address. */
+static int host_valid(const char *host, size_t len, int bracketed)
+{
+    if (bracketed && len == 0)
+        return 0;
+    int in_zone = 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)host[i];
+        int ok;
+        if (in_zone)
+            ok = isalnum(ch) || ch == '_' || ch == '-' || ch == '.';
+        else if (bracketed)
+            ok = isxdigit(ch) || ch == ':' || ch == '.' || (ch == '%' && i != 0);
+        else
+            ok = isalnum(ch) || ch == '.' || ch == '-' || ch == '_';
+        if (!ok)
+            return 0;
+        in_zone |= bracketed && ch == '%';
+    }
+    return 1;
+}
+
 int br_config_parse_listen(br_listen_t *l, const char *s, char *err, size_t errsize)
 {
     const char *host, *colon;
@@ -66,6 +114,10 @@ int br_config_parse_listen(br_listen_t *l, const char *s, char *err, size_t errs
         }
         host = s;
         hostlen = (size_t)(colon - s);
+    }
+    if (!host_valid(host, hostlen, s[0] == '[')) {
+        snprintf(err, errsize, "'%s': host must be a name, an IPv4 address or [ipv6]", s);
+        return BR_E_CONFIG;
     }
     char *end;
     errno = 0;

@@ -1,0 +1,123 @@
+/*
+ * berth configuration: one YAML file (libyaml) read into one struct before any
+ * thread starts, then never changed. Every value has a default, so berth runs
+ * with no file at all. Environment variables BERTH_<SECTION>_<KEY> (upper case,
+ * e.g. BERTH_STORAGE_ROOT, BERTH_LIMITS_MAX_BODY_SIZE) override the file.
+ *
+ * The YAML shape (all keys optional):
+ *
+ *   listen: ["0.0.0.0:5000", "[::1]:5001"]   # or one string
+ *   threads: 0                              # 0 = one per core
+ *   storage:
+ *     root: ./berth-data
+ *     delete: true                          # allow DELETE of blobs, manifests, tags
+ *     upload_purge_age: 24h                 # abandoned uploads are removed after this
+ *     fsync: true
+ *   limits:
+ *     max_body_size: 64GiB                  # largest request body (one PATCH/PUT)
+ *     max_manifest_size: 4MiB
+ *     request_deadline: 1h                  # HTTP/1: headers + whole body must arrive by then
+ *     header_size: 64KiB
+ *     max_connections: 4096                 # whole server
+ *     max_connections_per_client: 256       # per remote address
+ *     idle_timeout: 60s
+ *     drain_timeout: 30s                    # on SIGTERM, in-flight requests get this long
+ *   log:
+ *     level: info                           # debug | info | warn | error
+ *     format: text                          # text | json
+ *     access_log: true
+ *   http2: true                             # h2 via ALPN on TLS; h2c prior knowledge on plain
+ *   tls:
+ *     certificate: /path/cert.pem
+ *     key: /path/key.pem
+ *     client_ca: /path/ca.pem               # optional: verify client certificates
+ *
+ * Sizes accept plain bytes or KiB/MiB/GiB/TiB (and KB/MB/GB = powers of 1000);
+ * durations accept ms, s, m, h, d or plain seconds.
+ */
+#ifndef BR_CONFIG_H
+#define BR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "common/br.h"
+
+#define BR_CONFIG_MAX_LISTEN 16
+
+typedef struct st_br_listen_t {
+    char *host; /* literal address, no brackets; "" means any (0.0.0.0) */
+    uint16_t port;
+} br_listen_t;
+
+typedef struct st_br_config_t {
+    br_listen_t listen[BR_CONFIG_MAX_LISTEN];
+    size_t num_listen;
+    unsigned threads; /* 0 = number of online CPUs (resolved by the server) */
+
+    struct {
+        char *root;
+        int delete_enabled;
+        uint64_t upload_purge_age_s;
+        int fsync;
+    } storage;
+
+    struct {
+        uint64_t max_body_size;
+        uint64_t max_manifest_size;
+        uint64_t request_deadline_ms;
+        uint64_t header_size;
+        unsigned max_connections;
+        unsigned max_connections_per_client;
+        uint64_t idle_timeout_ms;
+        uint64_t drain_timeout_ms;
+    } limits;
+
+    struct {
+        br_log_level_t level;
+        br_log_format_t format;
+        int access_log;
+    } log;
+
+    int http2;
+
+    struct {
+        char *certificate; /* NULL = plain HTTP */
+        char *key;
+        char *client_ca;
+    } tls;
+} br_config_t;
+
+/* Fills c with the embedded defaults. Strings in c are heap-allocated; free with
+ * br_config_dispose(). */
+void br_config_init(br_config_t *c);
+void br_config_dispose(br_config_t *c);
+
+/* Reads the YAML file at path over the current values of c (call
+ * br_config_init first). On error returns BR_E_CONFIG and writes
+ * "path:line:col: message" into err (errsize bytes, always NUL-terminated);
+ * unknown keys, wrong types and bad values are all errors. */
+int br_config_load_file(br_config_t *c, const char *path, char *err, size_t errsize);
+
+/* Applies BERTH_<SECTION>_<KEY> environment variables from envp (NULL-terminated,
+ * as environ). Unknown BERTH_ variables are errors. Returns 0 or BR_E_CONFIG with
+ * "BERTH_X: message" in err. */
+int br_config_load_env(br_config_t *c, char **envp, char *err, size_t errsize);
+
+/* Cross-field checks that only make sense once every source has been applied:
+ * tls.certificate and tls.key come as a pair, and tls.client_ca needs them.
+ * Call it after br_config_init, br_config_load_file and br_config_load_env, and
+ * before using c. Returns 0, or BR_E_CONFIG with a message (no position: the
+ * values may come from the file, the environment or both) in err (errsize
+ * bytes, always NUL-terminated). Reads c only. */
+int br_config_validate(const br_config_t *c, char *err, size_t errsize);
+
+/* Parses "host:port", "[v6]:port" or ":port" into l (l->host heap-allocated).
+ * Returns 0 or BR_E_CONFIG with a message in err. */
+int br_config_parse_listen(br_listen_t *l, const char *s, char *err, size_t errsize);
+
+/* Size and duration parsers shared by the file and environment loaders and the
+ * command line. Return 0 or BR_E_CONFIG. */
+int br_config_parse_size(const char *s, uint64_t *out);
+int br_config_parse_duration_ms(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,239 @@
+/*
+ * YAML front end of the configuration: libyaml's document API builds the node
+ * graph, and we walk it against the key table (internal.h). The document API
+ * rather than events because every node keeps its start mark, which is what an
+ * error message points at, and because duplicate keys are easy to see in a
+ * finished mapping. Aliases are resolved by libyaml into shared nodes; the walk
+ * is bounded by the two-level schema, so an alias bomb costs nothing.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <yaml.h>
+#include "config/internal.h"
+
+struct st_yaml_ctx_t {
+    const char *path;
+    yaml_document_t *doc;
+    br_config_t *c;
+    char *err;
+    size_t errsize;
+    /* Where each key of the table was set in this file, for cross-field errors. */
+    yaml_mark_t key_marks[BR_CONFIG_NUM_KEYS];
+    int key_seen[BR_CONFIG_NUM_KEYS];
+};
+
+/* Writes "path:line:col: message" (libyaml marks are 0-based) and returns BR_E_CONFIG. */
+__attribute__((format(printf, 3, 4))) static int fail_at(struct st_yaml_ctx_t *ctx, yaml_mark_t mark, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    snprintf(ctx->err, ctx->errsize, "%s:%zu:%zu: %s", ctx->path, mark.line + 1, mark.column + 1, msg);
+    return BR_E_CONFIG;
+}
+
+static int is_null(const yaml_node_t *n)
+{
+    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+        return 0;
+    const char *v = (const char *)n->data.scalar.value;
+    return n->data.scalar.length == 0 || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 || strcmp(v, "Null") == 0 ||
+           strcmp(v, "NULL") == 0;
+}
+
+static int apply_listen_sequence(struct st_yaml_ctx_t *ctx, const yaml_node_t *v)
+{
+    br_config_listen_list_t list = {.n = 0};
+    char msg[256];
+    int ret = 0;
+    for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top; it++) {
+        const yaml_node_t *item = yaml_document_get_node(ctx->doc, *it);
+        if (item->type != YAML_SCALAR_NODE) {
+            ret = fail_at(ctx, item->start_mark, "'listen' items must be host:port strings");
+            goto Exit;
+        }
+        if (br_config__listen_add(&list, (const char *)item->data.scalar.value, item->data.scalar.length, msg, sizeof(msg)) != 0) {
+            ret = fail_at(ctx, item->start_mark, "%s", msg);
+            goto Exit;
+        }
+    }
+    if (br_config__listen_commit(ctx->c, &list, msg, sizeof(msg)) != 0)
+        ret = fail_at(ctx, v->start_mark, "%s", msg);
+Exit:
+    br_config__listen_clear(&list);
+    return ret;
+}
+
+static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *key, const yaml_node_t *v)
+{
+    char msg[512];
+    size_t idx = (size_t)(k - br_config_keys);
+    ctx->key_marks[idx] = key->start_mark;
+    ctx->key_seen[idx] = 1;
+
+    if (k->type == BR_CK_LISTEN && v->type == YAML_SEQUENCE_NODE)
+        return apply_listen_sequence(ctx, v);
+    if (v->type != YAML_SCALAR_NODE) {
+        br_config__type_error(k, msg, sizeof(msg));
+        return fail_at(ctx, v->start_mark, "%s", msg);
+    }
+    if (br_config__set(ctx->c, k, (const char *)v->data.scalar.value, v->data.scalar.length, is_null(v), msg, sizeof(msg)) != 0)
+        return fail_at(ctx, v->start_mark, "%s", msg);
+    return 0;
+}
+
+/* Walks one mapping: the top level (section == NULL) or one section. */
+static int walk_mapping(struct st_yaml_ctx_t *ctx, const char *section, const yaml_node_t *map)
+{
+    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top; p++) {
+        const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key), *v = yaml_document_get_node(ctx->doc, p->value);
+        if (key->type != YAML_SCALAR_NODE)
+            return fail_at(ctx, key->start_mark, "keys must be plain strings");
+        const char *name = (const char *)key->data.scalar.value;
+        size_t namelen = key->data.scalar.length;
+        const char *in = section != NULL ? " in '" : "", *sec = section != NULL ? section : "", *q = section != NULL ? "'" : "";
+
+        /* Later keys would silently win; a duplicate is nearly always a merge
+         * mistake, so say where. */
+        for (yaml_node_pair_t *prev = map->data.mapping.pairs.start; prev < p; prev++) {
+            const yaml_node_t *pk = yaml_document_get_node(ctx->doc, prev->key);
+            if (pk->type == YAML_SCALAR_NODE && pk->data.scalar.length == namelen &&
+                memcmp(pk->data.scalar.value, name, namelen) == 0)
+                return fail_at(ctx, key->start_mark, "duplicate key '%.*s'%s%s%s (first at line %zu)", (int)namelen, name, in, sec,
+                               q, pk->start_mark.line + 1);
+        }
+
+        if (section == NULL && br_config__is_section(name, namelen)) {
+            if (is_null(v)) /* "tls:" with every line below commented out */
+                continue;
+            if (v->type != YAML_MAPPING_NODE)
+                return fail_at(ctx, v->start_mark, "'%.*s' must be a mapping", (int)namelen, name);
+            int ret = walk_mapping(ctx, name, v);
+            if (ret != 0)
+                return ret;
+            continue;
+        }
+        const br_config_key_t *k = br_config__find(section, name, namelen);
+        if (k == NULL)
+            return fail_at(ctx, key->start_mark, "unknown key '%.*s'%s%s%s", (int)namelen, name, in, sec, q);
+        int ret = apply_value(ctx, k, key, v);
+        if (ret != 0)
+            return ret;
+    }
+    return 0;
+}
+
+/* libyaml reports reader errors (bad UTF-8, control characters) as a byte
+ * offset only, with its marks still at wherever the scanner was. Recount the
+ * line and column (in characters, as libyaml's marks are) from the file. */
+static yaml_mark_t offset_to_mark(FILE *fp, size_t offset)
+{
+    yaml_mark_t mark = {0, 0, 0};
+    int ch;
+    rewind(fp);
+    for (size_t i = 0; i < offset && (ch = getc(fp)) != EOF; i++) {
+        if (ch == '\n') {
+            mark.line++;
+            mark.column = 0;
+        } else if ((ch & 0xc0) != 0x80) {
+            mark.column++;
+        }
+    }
+    mark.index = offset;
+    return mark;
+}
+
+static int parse_error(struct st_yaml_ctx_t *ctx, const yaml_parser_t *parser, FILE *fp)
+{
+    const char *problem = parser->problem != NULL ? parser->problem : "syntax error";
+    if (parser->error == YAML_MEMORY_ERROR) {
+        fprintf(stderr, "berth: out of memory parsing %s\n", ctx->path);
+        abort();
+    }
+    if (parser->error == YAML_READER_ERROR)
+        return fail_at(ctx, offset_to_mark(fp, parser->problem_offset), "%s", problem);
+    if (parser->context != NULL)
+        return fail_at(ctx, parser->problem_mark, "%s %s", problem, parser->context);
+    return fail_at(ctx, parser->problem_mark, "%s", problem);
+}
+
+int br_config_load_file(br_config_t *c, const char *path, char *err, size_t errsize)
+{
+    struct st_yaml_ctx_t ctx = {.path = path, .err = err, .errsize = errsize};
+    yaml_parser_t parser;
+    yaml_document_t doc, extra;
+    const yaml_node_t *root, *extra_root;
+    const br_config_key_t *culprit = NULL;
+    int have_parser = 0, have_doc = 0, ret = 0;
+    br_config_t work, old;
+    char msg[256];
+    FILE *fp;
+
+    err[0] = '\0';
+    /* Work on a copy so that a failed load leaves c exactly as it was. */
+    br_config__copy(&work, c);
+    ctx.c = &work;
+
+    if ((fp = fopen(path, "rb")) == NULL) {
+        snprintf(err, errsize, "%s: %s", path, strerror(errno));
+        ret = BR_E_CONFIG;
+        goto Exit;
+    }
+    if (!yaml_parser_initialize(&parser)) {
+        fprintf(stderr, "berth: out of memory\n");
+        abort();
+    }
+    have_parser = 1;
+    yaml_parser_set_input_file(&parser, fp);
+    if (!yaml_parser_load(&parser, &doc)) {
+        ret = parse_error(&ctx, &parser, fp);
+        goto Exit;
+    }
+    have_doc = 1;
+    ctx.doc = &doc;
+
+    /* A second document would be silently ignored otherwise. */
+    if (!yaml_parser_load(&parser, &extra)) {
+        ret = parse_error(&ctx, &parser, fp);
+        goto Exit;
+    }
+    if ((extra_root = yaml_document_get_root_node(&extra)) != NULL)
+        ret = fail_at(&ctx, extra_root->start_mark, "only one YAML document is allowed");
+    yaml_document_delete(&extra);
+    if (ret != 0)
+        goto Exit;
+
+    /* An empty file, or one with only comments, means all defaults. */
+    root = yaml_document_get_root_node(&doc);
+    if (root != NULL && !is_null(root)) {
+        if (root->type != YAML_MAPPING_NODE) {
+            ret = fail_at(&ctx, root->start_mark, "the top level must be a mapping of keys");
+            goto Exit;
+        }
+        if ((ret = walk_mapping(&ctx, NULL, root)) != 0)
+            goto Exit;
+        if (br_config__check(&work, &culprit, msg, sizeof(msg)) != 0) {
+            size_t idx = (size_t)(culprit - br_config_keys);
+            ret = fail_at(&ctx, ctx.key_seen[idx] ? ctx.key_marks[idx] : root->start_mark, "%s", msg);
+            goto Exit;
+        }
+    }
+
+    old = *c;
+    *c = work;
+    work = old; /* the replaced values are disposed below */
+Exit:
+    if (have_doc)
+        yaml_document_delete(&doc);
+    if (have_parser)
+        yaml_parser_delete(&parser);
+    if (fp != NULL)
+        fclose(fp);
+    br_config_dispose(&work);
+    return ret;
+}
