@@ -1,0 +1,683 @@
+/*
+ * Unit tests for config/: value parsers, the YAML loader (every error class with
+ * its exact file:line:col), the environment loader, cross-field validation, and
+ * the example file (which must load to exactly the defaults).
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "config/config.h"
+#include "config/internal.h"
+#include "tests/tap.h"
+
+static char tmpdir[] = "/tmp/berth-config-test-XXXXXX";
+static char yaml_path[256];
+
+static void write_file(const char *path, const char *text, size_t len)
+{
+    FILE *fp = fopen(path, "wb");
+    if (fp == NULL || fwrite(text, 1, len, fp) != len || fclose(fp) != 0) {
+        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+}
+
+/* Initialises c to the defaults and loads yaml (as berth.yaml in the temp dir) over it. */
+static int load_n(br_config_t *c, const char *yaml, size_t len, char *err, size_t errsize)
+{
+    br_config_init(c);
+    write_file(yaml_path, yaml, len);
+    return br_config_load_file(c, yaml_path, err, errsize);
+}
+
+static int load(br_config_t *c, const char *yaml, char *err, size_t errsize)
+{
+    return load_n(c, yaml, strlen(yaml), err, errsize);
+}
+
+/* Name of the first field where a and b differ, or NULL when equal. */
+static const char *config_diff(const br_config_t *a, const br_config_t *b)
+{
+#define STR_DIFF(x, y) (((x) == NULL) != ((y) == NULL) || ((x) != NULL && strcmp((x), (y)) != 0))
+    if (a->num_listen != b->num_listen)
+        return "num_listen";
+    for (size_t i = 0; i < a->num_listen; i++)
+        if (STR_DIFF(a->listen[i].host, b->listen[i].host) || a->listen[i].port != b->listen[i].port)
+            return "listen";
+    if (a->threads != b->threads)
+        return "threads";
+    if (STR_DIFF(a->storage.root, b->storage.root))
+        return "storage.root";
+    if (a->storage.delete_enabled != b->storage.delete_enabled)
+        return "storage.delete";
+    if (a->storage.upload_purge_age_s != b->storage.upload_purge_age_s)
+        return "storage.upload_purge_age";
+    if (a->storage.fsync != b->storage.fsync)
+        return "storage.fsync";
+    if (a->limits.max_body_size != b->limits.max_body_size)
+        return "limits.max_body_size";
+    if (a->limits.max_manifest_size != b->limits.max_manifest_size)
+        return "limits.max_manifest_size";
+    if (a->limits.request_deadline_ms != b->limits.request_deadline_ms)
+        return "limits.request_deadline";
+    if (a->limits.header_size != b->limits.header_size)
+        return "limits.header_size";
+    if (a->limits.max_connections != b->limits.max_connections)
+        return "limits.max_connections";
+    if (a->limits.max_connections_per_client != b->limits.max_connections_per_client)
+        return "limits.max_connections_per_client";
+    if (a->limits.idle_timeout_ms != b->limits.idle_timeout_ms)
+        return "limits.idle_timeout";
+    if (a->limits.drain_timeout_ms != b->limits.drain_timeout_ms)
+        return "limits.drain_timeout";
+    if (a->log.level != b->log.level)
+        return "log.level";
+    if (a->log.format != b->log.format)
+        return "log.format";
+    if (a->log.access_log != b->log.access_log)
+        return "log.access_log";
+    if (a->http2 != b->http2)
+        return "http2";
+    if (STR_DIFF(a->tls.certificate, b->tls.certificate))
+        return "tls.certificate";
+    if (STR_DIFF(a->tls.key, b->tls.key))
+        return "tls.key";
+    if (STR_DIFF(a->tls.client_ca, b->tls.client_ca))
+        return "tls.client_ca";
+    return NULL;
+#undef STR_DIFF
+}
+
+static int is_default(const br_config_t *c)
+{
+    br_config_t d;
+    br_config_init(&d);
+    const char *diff = config_diff(c, &d);
+    br_config_dispose(&d);
+    if (diff != NULL)
+        printf("#   differs from defaults in %s\n", diff);
+    return diff == NULL;
+}
+
+/* Loads yaml, expects failure with "berth.yaml-path:<where_msg>" and the config
+ * left at its defaults (a failed load must not half-apply). */
+static void expect_error_n(const char *yaml, size_t len, const char *where_msg, const char *name)
+{
+    br_config_t c;
+    char err[512], want[1024];
+    int ret = load_n(&c, yaml, len, err, sizeof(err));
+    snprintf(want, sizeof(want), "%s:%s", yaml_path, where_msg);
+    is_int(ret, BR_E_CONFIG, "%s: fails", name);
+    is_str(err, want, "%s: message", name);
+    ok(is_default(&c), "%s: config unchanged", name);
+    br_config_dispose(&c);
+}
+
+static void expect_error(const char *yaml, const char *where_msg, const char *name)
+{
+    expect_error_n(yaml, strlen(yaml), where_msg, name);
+}
+
+static void test_defaults(void)
+{
+    br_config_t c;
+    br_config_init(&c);
+    is_int(c.num_listen, 1, "default: one listener");
+    is_str(c.listen[0].host, "", "default: any host");
+    is_int(c.listen[0].port, 5000, "default: port 5000");
+    is_int(c.threads, 0, "default: threads 0");
+    is_str(c.storage.root, "./berth-data", "default: storage.root");
+    is_int(c.storage.delete_enabled, 1, "default: delete on");
+    is_int(c.storage.upload_purge_age_s, 86400, "default: purge age 24h");
+    is_int(c.limits.max_body_size, 64ULL << 30, "default: max_body_size 64GiB");
+    is_int(c.limits.max_manifest_size, 4 << 20, "default: max_manifest_size 4MiB");
+    ok(c.tls.certificate == NULL && c.tls.key == NULL && c.tls.client_ca == NULL, "default: no TLS");
+    char err[256] = "";
+    is_int(br_config_validate(&c, err, sizeof(err)), 0, "default: validates");
+    br_config_dispose(&c);
+}
+
+static void test_parse_listen(void)
+{
+    static const struct {
+        const char *in, *host;
+        int port;
+    } good[] = {{":5000", "", 5000},
+                {"0.0.0.0:5000", "0.0.0.0", 5000},
+                {"[::1]:5001", "::1", 5001},
+                {"localhost:80", "localhost", 80},
+                {"[::]:1", "::", 1},
+                {"[fe80::1%eth0]:65535", "fe80::1%eth0", 65535},
+                {"registry.example-1.com:443", "registry.example-1.com", 443}};
+    static const char *const bad[] = {"5000",
+                                      "",
+                                      "host:",
+                                      "host:0",
+                                      "host:65536",
+                                      "::1:5000",
+                                      "[::1]5000",
+                                      "[::1",
+                                      "[]:80",
+                                      "a b:80",
+                                      "host:+80",
+                                      "host:80x",
+                                      "host: 80",
+                                      "[::1]:",
+                                      ":",
+                                      "[::g]:80",
+                                      "[%eth0]:80",
+                                      "h/x:80",
+                                      "host:99999999999999999999"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        br_listen_t l = {NULL, 0};
+        char err[256];
+        int ret = br_config_parse_listen(&l, good[i].in, err, sizeof(err));
+        is_int(ret, 0, "listen '%s' parses", good[i].in);
+        if (ret == 0) {
+            is_str(l.host, good[i].host, "listen '%s' host", good[i].in);
+            is_int(l.port, good[i].port, "listen '%s' port", good[i].in);
+        }
+        free(l.host);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        br_listen_t l = {NULL, 0};
+        char err[256] = "";
+        is_int(br_config_parse_listen(&l, bad[i], err, sizeof(err)), BR_E_CONFIG, "listen '%s' refused", bad[i]);
+        ok(err[0] != '\0' && l.host == NULL, "listen '%s' gives a message and no host", bad[i]);
+    }
+}
+
+static void test_parse_size(void)
+{
+    static const struct {
+        const char *in;
+        uint64_t want;
+    } good[] = {{"4MiB", 4ULL << 20},
+                {"64GiB", 64ULL << 30},
+                {"1KB", 1000},
+                {"12", 12},
+                {"0", 0},
+                {"1KiB", 1024},
+                {"2TiB", 2ULL << 40},
+                {"3mb", 3000000},
+                {"5 GB", 5000000000ULL},
+                {"7b", 7},
+                {"16777215TiB", 16777215ULL << 40},
+                {"18446744073709551615", UINT64_MAX}};
+    static const char *const bad[] = {
+        "-1", "1XB", "", "KiB", "1.5MiB", " 1", "+1", "0x10", "16777216TiB", "18446744073709551616", "1 MiB x"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        uint64_t v = 0;
+        is_int(br_config_parse_size(good[i].in, &v), 0, "size '%s' parses", good[i].in);
+        ok(v == good[i].want, "size '%s' = %llu", good[i].in, (unsigned long long)good[i].want);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t v = 0;
+        is_int(br_config_parse_size(bad[i], &v), BR_E_CONFIG, "size '%s' refused", bad[i]);
+    }
+}
+
+static void test_parse_duration(void)
+{
+    static const struct {
+        const char *in;
+        uint64_t want;
+    } good[] = {{"500ms", 500},    {"30s", 30000}, {"5m", 300000}, {"1h", 3600000},
+                {"2d", 172800000}, {"90", 90000},  {"0", 0},       {"0ms", 0}};
+    static const char *const bad[] = {"-1s", "1w", "1.5h", "", "s", "18446744073709551615", "18446744073709552s", "1 h x"};
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        uint64_t v = 1;
+        is_int(br_config_parse_duration_ms(good[i].in, &v), 0, "duration '%s' parses", good[i].in);
+        ok(v == good[i].want, "duration '%s' = %llums", good[i].in, (unsigned long long)good[i].want);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        uint64_t v = 0;
+        is_int(br_config_parse_duration_ms(bad[i], &v), BR_E_CONFIG, "duration '%s' refused", bad[i]);
+    }
+}
+
+/* Loads a file that sets every key to a non-default value into *c (left
+ * initialised for test_env, which must reach the same values). */
+static void test_every_key(br_config_t *out)
+{
+    static const char yaml[] = "listen: [\"127.0.0.1:6000\", \"[::1]:6001\"]\n"
+                               "threads: 8\n"
+                               "storage:\n"
+                               "  root: /var/lib/berth\n"
+                               "  delete: no\n"
+                               "  upload_purge_age: 90m\n"
+                               "  fsync: off\n"
+                               "limits:\n"
+                               "  max_body_size: 1GB\n"
+                               "  max_manifest_size: 1MiB\n"
+                               "  request_deadline: 2h\n"
+                               "  header_size: 16KiB\n"
+                               "  max_connections: 100\n"
+                               "  max_connections_per_client: 10\n"
+                               "  idle_timeout: 1500ms\n"
+                               "  drain_timeout: 0\n"
+                               "log:\n"
+                               "  level: debug\n"
+                               "  format: json\n"
+                               "  access_log: False\n"
+                               "http2: OFF\n"
+                               "tls:\n"
+                               "  certificate: /etc/berth/cert.pem\n"
+                               "  key: '/etc/berth/key.pem'\n"
+                               "  client_ca: \"/etc/berth/ca.pem\"\n";
+    br_config_t c;
+    char err[512] = "";
+    is_int(load(&c, yaml, err, sizeof(err)), 0, "every key: loads");
+    if (err[0] != '\0')
+        printf("#   %s\n", err);
+    is_int(c.num_listen, 2, "listen: list replaces the default");
+    is_str(c.listen[0].host, "127.0.0.1", "listen[0] host");
+    is_int(c.listen[0].port, 6000, "listen[0] port");
+    is_str(c.listen[1].host, "::1", "listen[1] host");
+    is_int(c.listen[1].port, 6001, "listen[1] port");
+    is_int(c.threads, 8, "threads");
+    is_str(c.storage.root, "/var/lib/berth", "storage.root");
+    is_int(c.storage.delete_enabled, 0, "storage.delete");
+    is_int(c.storage.upload_purge_age_s, 5400, "storage.upload_purge_age in seconds");
+    is_int(c.storage.fsync, 0, "storage.fsync");
+    is_int(c.limits.max_body_size, 1000000000, "limits.max_body_size");
+    is_int(c.limits.max_manifest_size, 1 << 20, "limits.max_manifest_size");
+    is_int(c.limits.request_deadline_ms, 7200000, "limits.request_deadline");
+    is_int(c.limits.header_size, 16384, "limits.header_size");
+    is_int(c.limits.max_connections, 100, "limits.max_connections");
+    is_int(c.limits.max_connections_per_client, 10, "limits.max_connections_per_client");
+    is_int(c.limits.idle_timeout_ms, 1500, "limits.idle_timeout");
+    is_int(c.limits.drain_timeout_ms, 0, "limits.drain_timeout (0 allowed)");
+    is_int(c.log.level, BR_LOG_DEBUG, "log.level");
+    is_int(c.log.format, BR_LOG_JSON, "log.format");
+    is_int(c.log.access_log, 0, "log.access_log");
+    is_int(c.http2, 0, "http2");
+    is_str(c.tls.certificate, "/etc/berth/cert.pem", "tls.certificate");
+    is_str(c.tls.key, "/etc/berth/key.pem", "tls.key");
+    is_str(c.tls.client_ca, "/etc/berth/ca.pem", "tls.client_ca");
+    is_int(br_config_validate(&c, err, sizeof(err)), 0, "every key: validates");
+    *out = c;
+}
+
+static void test_value_forms(void)
+{
+    br_config_t c;
+    char err[512];
+
+    is_int(load(&c, "", err, sizeof(err)), 0, "empty file loads");
+    ok(is_default(&c), "empty file = defaults");
+    br_config_dispose(&c);
+    is_int(load(&c, "# only a comment\n\n", err, sizeof(err)), 0, "comment-only file loads");
+    ok(is_default(&c), "comment-only file = defaults");
+    br_config_dispose(&c);
+    is_int(load(&c, "---\n", err, sizeof(err)), 0, "empty document loads");
+    br_config_dispose(&c);
+    is_int(load(&c, "storage:\ntls:\nlog: ~\n", err, sizeof(err)), 0, "null sections are empty sections");
+    ok(is_default(&c), "null sections = defaults");
+    br_config_dispose(&c);
+
+    is_int(load(&c, "listen: localhost:80\n", err, sizeof(err)), 0, "listen: one string");
+    ok(c.num_listen == 1 && strcmp(c.listen[0].host, "localhost") == 0 && c.listen[0].port == 80, "listen: one string value");
+    br_config_dispose(&c);
+    is_int(load(&c, "listen:\n  - ':5000'\n  - 0.0.0.0:5001\n  - '[::1]:5002'\n", err, sizeof(err)), 0, "listen: block list");
+    ok(c.num_listen == 3 && c.listen[2].port == 5002 && strcmp(c.listen[2].host, "::1") == 0, "listen: block list values");
+    br_config_dispose(&c);
+
+    const char *bools[] = {"true", "yes", "on", "True", "YES", "false", "no", "off", "False", "OFF"};
+    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+        char yaml[64];
+        snprintf(yaml, sizeof(yaml), "http2: %s\n", bools[i]);
+        is_int(load(&c, yaml, err, sizeof(err)), 0, "bool '%s' loads", bools[i]);
+        is_int(c.http2, i < 5, "bool '%s' value", bools[i]);
+        br_config_dispose(&c);
+    }
+
+    /* Anchors and aliases resolve like any YAML. */
+    is_int(load(&c, "threads: &n 12\nlimits:\n  max_connections: *n\n", err, sizeof(err)), 0, "alias loads");
+    ok(c.threads == 12 && c.limits.max_connections == 12, "alias value");
+    br_config_dispose(&c);
+
+    /* A null optional string unsets a value set earlier (file over file). */
+    br_config_init(&c);
+    write_file(yaml_path, "tls:\n  certificate: /c\n  key: /k\n", strlen("tls:\n  certificate: /c\n  key: /k\n"));
+    is_int(br_config_load_file(&c, yaml_path, err, sizeof(err)), 0, "tls set");
+    write_file(yaml_path, "tls:\n  certificate: ~\n  key: ''\n", strlen("tls:\n  certificate: ~\n  key: ''\n"));
+    is_int(br_config_load_file(&c, yaml_path, err, sizeof(err)), 0, "second file loads over the first");
+    ok(c.tls.certificate == NULL && c.tls.key == NULL, "null and '' unset tls strings");
+    br_config_dispose(&c);
+
+    /* Strings replace strings without leaking (ASan checks the free). */
+    is_int(load(&c, "storage:\n  root: /a\n", err, sizeof(err)), 0, "storage.root replaced");
+    is_str(c.storage.root, "/a", "storage.root value");
+    br_config_dispose(&c);
+
+    char missing[300];
+    snprintf(missing, sizeof(missing), "%s/missing.yaml", tmpdir);
+    br_config_init(&c);
+    is_int(br_config_load_file(&c, missing, err, sizeof(err)), BR_E_CONFIG, "missing file fails");
+    char want[600];
+    snprintf(want, sizeof(want), "%s: No such file or directory", missing);
+    is_str(err, want, "missing file message");
+    br_config_dispose(&c);
+}
+
+static void test_errors(void)
+{
+    /* unknown keys at every level */
+    expect_error("threads: 1\nfoo: 1\n", "2:1: unknown key 'foo'", "unknown top-level key");
+    expect_error("storage:\n  root: /x\n  rot: 1\n", "3:3: unknown key 'rot' in 'storage'", "unknown key in storage");
+    expect_error("limits:\n    max_body: 1\n", "2:5: unknown key 'max_body' in 'limits'", "unknown key in limits");
+    expect_error("log:\n  colour: yes\n", "2:3: unknown key 'colour' in 'log'", "unknown key in log");
+    expect_error("tls:\n  cert: /c\n", "2:3: unknown key 'cert' in 'tls'", "unknown key in tls");
+    expect_error("root: /x\n", "1:1: unknown key 'root'", "section key at top level");
+    expect_error("storage:\n  storage: {}\n", "2:3: unknown key 'storage' in 'storage'", "section inside section");
+
+    /* wrong types */
+    expect_error("storage: 5\n", "1:10: 'storage' must be a mapping", "section given a scalar");
+    expect_error("limits: [1]\n", "1:9: 'limits' must be a mapping", "section given a sequence");
+    expect_error("threads:\n  a: 1\n", "2:3: 'threads' must be an integer 0-1024", "scalar key given a mapping");
+    expect_error("http2: [yes]\n", "1:8: 'http2' must be a boolean (true/false, yes/no, on/off)", "bool given a sequence");
+    expect_error("listen: {a: 1}\n", "1:9: 'listen' must be host:port, [ipv6]:port or :port (port 1-65535), or a list of them",
+                 "listen given a mapping");
+    expect_error("listen:\n  - [':5000']\n", "2:5: 'listen' items must be host:port strings", "listen item given a sequence");
+    expect_error("- threads\n", "1:1: the top level must be a mapping of keys", "top level is a sequence");
+    expect_error("hello\n", "1:1: the top level must be a mapping of keys", "top level is a scalar");
+    expect_error("? [a]\n: 1\n", "1:3: keys must be plain strings", "sequence as a key");
+
+    /* bad values */
+    expect_error("listen: ':5000'\nthreads: many\n", "2:10: 'threads' must be an integer 0-1024", "threads not a number");
+    expect_error("threads: 1025\n", "1:10: 'threads' must be an integer 0-1024", "threads too large");
+    expect_error("threads: -1\n", "1:10: 'threads' must be an integer 0-1024", "threads negative");
+    expect_error("threads: 99999999999999999999999\n", "1:10: 'threads' must be an integer 0-1024", "threads overflow");
+    expect_error("listen: 'x:0'\n", "1:9: 'listen' must be host:port, [ipv6]:port or :port (port 1-65535), not 'x:0'",
+                 "listen port 0");
+    expect_error("listen:\n  - ':5000'\n  - ':65536'\n",
+                 "3:5: 'listen' must be host:port, [ipv6]:port or :port (port 1-65535), not ':65536'",
+                 "listen port too big in list");
+    expect_error("listen: 5000\n", "1:9: 'listen' must be host:port, [ipv6]:port or :port (port 1-65535), not '5000'",
+                 "listen without colon");
+    expect_error("listen: []\n", "1:9: 'listen' must name at least one address", "listen empty list");
+    expect_error("listen: [':5000', ':5000']\n", "1:19: 'listen' has ':5000' twice", "listen duplicate address");
+    expect_error("limits:\n  max_body_size: 1XB\n",
+                 "2:18: 'limits.max_body_size' must be a size above 0 (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)",
+                 "size unit unknown");
+    expect_error("limits:\n  max_manifest_size: 0\n",
+                 "2:22: 'limits.max_manifest_size' must be a size above 0 (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)",
+                 "size zero");
+    expect_error("limits:\n  max_body_size: -1\n",
+                 "2:18: 'limits.max_body_size' must be a size above 0 (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)",
+                 "size negative");
+    expect_error("limits:\n  max_body_size: 99999999999TiB\n",
+                 "2:18: 'limits.max_body_size' must be a size above 0 (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)",
+                 "size overflow");
+    expect_error("limits:\n  header_size: 512\n",
+                 "2:16: 'limits.header_size' must be a size from 1KiB to 1GiB (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)",
+                 "header_size too small");
+    expect_error("limits:\n  idle_timeout: 5w\n",
+                 "2:17: 'limits.idle_timeout' must be a duration of at least 1ms (ms, s, m, h, d; plain number = seconds)",
+                 "duration unit unknown");
+    expect_error("limits:\n  request_deadline: 0s\n",
+                 "2:21: 'limits.request_deadline' must be a duration of at least 1ms (ms, s, m, h, d; plain number = seconds)",
+                 "duration zero");
+    expect_error("limits:\n  drain_timeout: soon\n",
+                 "2:18: 'limits.drain_timeout' must be a duration (ms, s, m, h, d; plain number = seconds)", "duration word");
+    expect_error("storage:\n  upload_purge_age: 500ms\n",
+                 "2:21: 'storage.upload_purge_age' must be a duration of at least 1s (ms, s, m, h, d; plain number = seconds)",
+                 "purge age under a second");
+    expect_error("limits:\n  max_connections: 0\n", "2:20: 'limits.max_connections' must be an integer 1-1000000",
+                 "max_connections zero");
+    expect_error("limits:\n  max_connections_per_client: 1.5\n",
+                 "2:31: 'limits.max_connections_per_client' must be an integer 1-1000000", "per-client not an integer");
+    expect_error("log:\n  level: loud\n", "2:10: 'log.level' must be one of debug, info, warn, error", "log.level unknown");
+    expect_error("log:\n  format: xml\n", "2:11: 'log.format' must be text or json", "log.format unknown");
+    expect_error("http2: maybe\n", "1:8: 'http2' must be a boolean (true/false, yes/no, on/off)", "bool word");
+    expect_error("storage:\n  fsync: 1\n", "2:10: 'storage.fsync' must be a boolean (true/false, yes/no, on/off)", "bool as 1");
+    expect_error("log:\n  access_log:\n", "2:14: 'log.access_log' must be a boolean (true/false, yes/no, on/off)", "bool null");
+    expect_error("storage:\n  root: ''\n", "2:9: 'storage.root' must be a non-empty string", "root empty");
+    expect_error("storage:\n  root: ~\n", "2:9: 'storage.root' must be a non-empty string", "root null");
+    expect_error("storage:\n  root: \"/a\\0b\"\n", "2:9: 'storage.root' must be a non-empty string", "root with NUL");
+    expect_error("tls:\n  certificate: [a]\n", "2:16: 'tls.certificate' must be a string", "tls.certificate a sequence");
+
+    /* duplicate keys */
+    expect_error("threads: 1\nthreads: 2\n", "2:1: duplicate key 'threads' (first at line 1)", "duplicate top-level key");
+    expect_error("storage:\n  root: /a\n  fsync: yes\n  root: /b\n", "4:3: duplicate key 'root' in 'storage' (first at line 2)",
+                 "duplicate key in section");
+    expect_error("log:\n  level: info\nlog:\n  format: json\n", "3:1: duplicate key 'log' (first at line 1)", "duplicate section");
+
+    /* too many listen entries: the 17th item is the one at fault */
+    char yaml[1024] = "listen:\n";
+    for (int i = 0; i < BR_CONFIG_MAX_LISTEN + 1; i++)
+        snprintf(yaml + strlen(yaml), sizeof(yaml) - strlen(yaml), "  - ':%d'\n", 5000 + i);
+    expect_error(yaml, "18:5: 'listen' has more than 16 addresses", "more than BR_CONFIG_MAX_LISTEN listen entries");
+    is_int(strlen(yaml) > 0, 1, "17-entry listen list built");
+
+    /* exactly 16 is fine */
+    char yaml16[1024] = "listen:\n";
+    for (int i = 0; i < BR_CONFIG_MAX_LISTEN; i++)
+        snprintf(yaml16 + strlen(yaml16), sizeof(yaml16) - strlen(yaml16), "  - ':%d'\n", 5000 + i);
+    br_config_t c;
+    char err[512];
+    is_int(load(&c, yaml16, err, sizeof(err)), 0, "16 listen entries load");
+    is_int(c.num_listen, 16, "16 listen entries kept");
+    br_config_dispose(&c);
+
+    /* YAML syntax errors point at libyaml's problem mark */
+    expect_error("storage:\n  root: [unclosed\n", "3:1: did not find expected ',' or ']' while parsing a flow sequence",
+                 "unclosed flow sequence");
+    expect_error("storage:\n  root: /a\n fsync: yes\n", "3:2: did not find expected key while parsing a block mapping",
+                 "bad indentation");
+    expect_error("threads: 1\n\tlisten: ':5000'\n",
+                 "2:1: found a tab character that violates indentation while scanning a plain scalar", "tab indentation");
+    expect_error("threads: *nope\n", "1:10: found undefined alias", "undefined alias");
+    expect_error("threads: 'open\n", "2:1: found unexpected end of stream while scanning a quoted scalar", "unterminated quote");
+    expect_error_n("threads: \xff\n", 11, "1:10: invalid leading UTF-8 octet", "invalid UTF-8");
+    expect_error_n("storage:\n  root: /d\xc3\xa9j\xc3\n", 24, "2:14: invalid trailing UTF-8 octet", "truncated UTF-8");
+    expect_error_n("threads: 1\n\x01\n", 13, "2:1: control characters are not allowed", "control character");
+    expect_error("threads: 1\n---\nthreads: 2\n", "3:1: only one YAML document is allowed", "two documents");
+
+    /* tls pairs */
+    expect_error("tls:\n  certificate: /c.pem\n", "2:3: 'tls.certificate' is set but 'tls.key' is not", "certificate without key");
+    expect_error("tls:\n  key: /k.pem\n", "2:3: 'tls.key' is set but 'tls.certificate' is not", "key without certificate");
+    expect_error("tls:\n  client_ca: /ca.pem\n", "2:3: 'tls.client_ca' is set but 'tls.certificate' is not",
+                 "client_ca without certificate");
+}
+
+static void test_env(const br_config_t *from_yaml)
+{
+    br_config_t c;
+    char err[512];
+
+    /* Every documented variable, with the values test_every_key wrote in YAML
+     * (some spelt differently): both front ends must land on the same config. */
+    const char *all[] = {"PATH=/usr/bin",
+                         "BERTH_CONFIG=/etc/berth.yaml",
+                         "BERTH_LISTEN=127.0.0.1:6000, [::1]:6001",
+                         "BERTH_THREADS=8",
+                         "BERTH_STORAGE_ROOT=/var/lib/berth",
+                         "BERTH_STORAGE_DELETE=false",
+                         "BERTH_STORAGE_UPLOAD_PURGE_AGE=5400s",
+                         "BERTH_STORAGE_FSYNC=no",
+                         "BERTH_LIMITS_MAX_BODY_SIZE=1000000000",
+                         "BERTH_LIMITS_MAX_MANIFEST_SIZE=1024KiB",
+                         "BERTH_LIMITS_REQUEST_DEADLINE=120m",
+                         "BERTH_LIMITS_HEADER_SIZE=16KiB",
+                         "BERTH_LIMITS_MAX_CONNECTIONS=100",
+                         "BERTH_LIMITS_MAX_CONNECTIONS_PER_CLIENT=10",
+                         "BERTH_LIMITS_IDLE_TIMEOUT=1500ms",
+                         "BERTH_LIMITS_DRAIN_TIMEOUT=0",
+                         "BERTH_LOG_LEVEL=debug",
+                         "BERTH_LOG_FORMAT=json",
+                         "BERTH_LOG_ACCESS_LOG=off",
+                         "BERTH_HTTP2=no",
+                         "BERTH_TLS_CERTIFICATE=/etc/berth/cert.pem",
+                         "BERTH_TLS_KEY=/etc/berth/key.pem",
+                         "BERTH_TLS_CLIENT_CA=/etc/berth/ca.pem",
+                         "BERTH=/usr/bin/berth",
+                         "NOEQUALS",
+                         NULL};
+    br_config_init(&c);
+    err[0] = 'x';
+    is_int(br_config_load_env(&c, (char **)all, err, sizeof(err)), 0, "env: every variable loads");
+    if (err[0] != '\0')
+        printf("#   %s\n", err);
+    const char *diff = config_diff(&c, from_yaml);
+    ok(diff == NULL, "env: every variable reaches the same field as its YAML key");
+    if (diff != NULL)
+        printf("#   differs in %s\n", diff);
+    br_config_dispose(&c);
+
+    /* env over a file */
+    const char *over[] = {"BERTH_THREADS=16", "BERTH_LIMITS_MAX_BODY_SIZE=1TiB", "BERTH_LISTEN=:9000", NULL};
+    is_int(load(&c, "threads: 4\nlisten: [':5000', ':5001']\nlimits:\n  max_body_size: 1GiB\n  max_connections: 7\n", err,
+                sizeof(err)),
+           0, "env over file: file loads");
+    is_int(br_config_load_env(&c, (char **)over, err, sizeof(err)), 0, "env over file: env loads");
+    is_int(c.threads, 16, "env overrides file threads");
+    is_int(c.limits.max_body_size, 1ULL << 40, "env overrides file size");
+    ok(c.num_listen == 1 && c.listen[0].port == 9000, "env listen replaces file listen");
+    is_int(c.limits.max_connections, 7, "file value kept where env is silent");
+    br_config_dispose(&c);
+
+    /* errors; a failed env load leaves c unchanged */
+    static const struct {
+        const char *var, *msg;
+    } bad[] = {
+        {"BERTH_STORAGE_ROT=/x",
+         "BERTH_STORAGE_ROT: unknown variable (berth reads BERTH_<SECTION>_<KEY>, e.g. BERTH_STORAGE_ROOT)"},
+        {"BERTH_=1", "BERTH_: unknown variable (berth reads BERTH_<SECTION>_<KEY>, e.g. BERTH_STORAGE_ROOT)"},
+        {"BERTH_threads=1", "BERTH_threads: unknown variable (berth reads BERTH_<SECTION>_<KEY>, e.g. BERTH_STORAGE_ROOT)"},
+        {"BERTH_STORAGE=1", "BERTH_STORAGE: unknown variable (berth reads BERTH_<SECTION>_<KEY>, e.g. BERTH_STORAGE_ROOT)"},
+        {"BERTH_THREADS=x", "BERTH_THREADS: 'threads' must be an integer 0-1024"},
+        {"BERTH_THREADS=", "BERTH_THREADS: 'threads' must be an integer 0-1024"},
+        {"BERTH_LISTEN=:5000,", "BERTH_LISTEN: 'listen' must be host:port, [ipv6]:port or :port (port 1-65535), not ''"},
+        {"BERTH_LISTEN=:5000,:5000", "BERTH_LISTEN: 'listen' has ':5000' twice"},
+        {"BERTH_LIMITS_MAX_BODY_SIZE=1XB",
+         "BERTH_LIMITS_MAX_BODY_SIZE: 'limits.max_body_size' must be a size above 0 (bytes, or KiB/MiB/GiB/TiB, "
+         "KB/MB/GB/TB)"},
+        {"BERTH_LOG_LEVEL=trace", "BERTH_LOG_LEVEL: 'log.level' must be one of debug, info, warn, error"},
+        {"BERTH_HTTP2=2", "BERTH_HTTP2: 'http2' must be a boolean (true/false, yes/no, on/off)"},
+        {"BERTH_STORAGE_ROOT=", "BERTH_STORAGE_ROOT: 'storage.root' must be a non-empty string"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        const char *envp[] = {"BERTH_THREADS=2", bad[i].var, NULL};
+        br_config_init(&c);
+        is_int(br_config_load_env(&c, (char **)envp, err, sizeof(err)), BR_E_CONFIG, "env '%s' fails", bad[i].var);
+        is_str(err, bad[i].msg, "env '%s' message", bad[i].var);
+        ok(is_default(&c), "env '%s' leaves config unchanged", bad[i].var);
+        br_config_dispose(&c);
+    }
+
+    br_config_init(&c);
+    is_int(br_config_load_env(&c, NULL, err, sizeof(err)), 0, "env: NULL envp is nothing to do");
+    ok(is_default(&c), "env: NULL envp leaves defaults");
+    br_config_dispose(&c);
+
+    /* an empty value unsets an optional string from the file */
+    const char *unset[] = {"BERTH_TLS_KEY=", NULL};
+    is_int(load(&c, "tls:\n  certificate: /c\n  key: /k\n", err, sizeof(err)), 0, "tls from file");
+    is_int(br_config_load_env(&c, (char **)unset, err, sizeof(err)), 0, "BERTH_TLS_KEY= loads");
+    ok(c.tls.key == NULL, "BERTH_TLS_KEY= unsets tls.key");
+    is_int(br_config_validate(&c, err, sizeof(err)), BR_E_CONFIG, "validate: certificate left without key");
+    is_str(err, "'tls.certificate' is set but 'tls.key' is not", "validate message");
+    br_config_dispose(&c);
+
+    /* the pair may come half from the environment */
+    const char *pair[] = {"BERTH_TLS_CERTIFICATE=/c", "BERTH_TLS_KEY=/k", NULL};
+    br_config_init(&c);
+    is_int(br_config_load_env(&c, (char **)pair, err, sizeof(err)), 0, "tls pair from env");
+    is_int(br_config_validate(&c, err, sizeof(err)), 0, "tls pair validates");
+    br_config_dispose(&c);
+    const char *ca_only[] = {"BERTH_TLS_CLIENT_CA=/ca", NULL};
+    br_config_init(&c);
+    is_int(br_config_load_env(&c, (char **)ca_only, err, sizeof(err)), 0, "client_ca alone loads from env");
+    is_int(br_config_validate(&c, err, sizeof(err)), BR_E_CONFIG, "client_ca alone fails validation");
+    is_str(err, "'tls.client_ca' is set but 'tls.certificate' is not", "client_ca validate message");
+    br_config_dispose(&c);
+}
+
+/* Every key of the table has a row and an environment name; the test above
+ * covers each variable, and this catches a row added without one. */
+static void test_table(void)
+{
+    size_t n = 0;
+    for (const br_config_key_t *k = br_config_keys; k->name != NULL; k++)
+        n++;
+    is_int(n, BR_CONFIG_NUM_KEYS, "table has BR_CONFIG_NUM_KEYS rows");
+    char buf[128];
+    is_str(br_config__env_name(br_config__find("limits", "max_connections_per_client", 26), buf, sizeof(buf)),
+           "BERTH_LIMITS_MAX_CONNECTIONS_PER_CLIENT", "env name derived from section and key");
+    is_str(br_config__env_name(br_config__find(NULL, "http2", 5), buf, sizeof(buf)), "BERTH_HTTP2", "env name of a top-level key");
+}
+
+static void test_example(void)
+{
+    const char *srcdir = getenv("top_srcdir");
+    char path[1024], err[512];
+    if (srcdir != NULL) {
+        snprintf(path, sizeof(path), "%s/config/berth.example.yaml", srcdir);
+    } else {
+        /* Run by hand: find the source tree from this file's path. */
+        snprintf(path, sizeof(path), "%s", __FILE__);
+        char *slash = strstr(path, "tests/config/config_test.c");
+        snprintf(slash != NULL ? slash : path, sizeof(path) - (size_t)((slash != NULL ? slash : path) - path),
+                 "config/berth.example.yaml");
+    }
+    br_config_t c;
+    br_config_init(&c);
+    int ret = br_config_load_file(&c, path, err, sizeof(err));
+    is_int(ret, 0, "example file loads");
+    if (ret != 0)
+        printf("#   %s\n", err);
+    ok(is_default(&c), "example file = defaults");
+    br_config_dispose(&c);
+
+    /* ... and names every key, so it documents the whole table. */
+    FILE *fp = fopen(path, "rb");
+    char text[16384];
+    size_t len = fp != NULL ? fread(text, 1, sizeof(text) - 1, fp) : 0;
+    text[len] = '\0';
+    if (fp != NULL)
+        fclose(fp);
+    for (const br_config_key_t *k = br_config_keys; k->name != NULL; k++) {
+        char needle[128];
+        const char *at = text;
+        if (k->section != NULL) {
+            snprintf(needle, sizeof(needle), "\n%s:\n", k->section);
+            at = strstr(text, needle);
+            snprintf(needle, sizeof(needle), "\n  %s:", k->name);
+        } else {
+            snprintf(needle, sizeof(needle), "\n%s:", k->name);
+        }
+        const char *found = at != NULL ? strstr(at, needle) : NULL;
+        char name[128];
+        ok(found != NULL, "example file names '%s'", br_config__display(k, name, sizeof(name)));
+    }
+}
+
+int main(void)
+{
+    if (mkdtemp(tmpdir) == NULL) {
+        perror("mkdtemp");
+        return 2;
+    }
+    snprintf(yaml_path, sizeof(yaml_path), "%s/berth.yaml", tmpdir);
+
+    test_defaults();
+    test_parse_listen();
+    test_parse_size();
+    test_parse_duration();
+    br_config_t every;
+    test_every_key(&every);
+    test_value_forms();
+    test_errors();
+    test_env(&every);
+    br_config_dispose(&every);
+    test_table();
+    test_example();
+
+    unlink(yaml_path);
+    rmdir(tmpdir);
+    return tap_done();
+}
