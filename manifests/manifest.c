@@ -21,9 +21,6 @@
 #include <jansson.h>
 #include "manifests/manifest.h"
 
-#define MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
-#define MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
-
 /* Parsing context: the caller's error buffer. Only the first error is kept,
  * because later ones are usually consequences of it. */
 typedef struct st_parse_ctx_t {
@@ -336,8 +333,8 @@ static int parse_image(parse_ctx_t *ctx, const json_t *doc, br_manifest_t *m)
     /* Referrers report an artifactType for every manifest: the explicit one,
      * else the config type when the config is not an image config (an
      * artifact packed the pre-1.1 way). The empty config says "no type". */
-    if (m->artifact_type.len == 0 && !br_str_eq(m->config.media_type, BR_STR(MT_OCI_CONFIG)) &&
-        !br_str_eq(m->config.media_type, BR_STR(MT_DOCKER_CONFIG)) && !br_str_eq(m->config.media_type, BR_STR(BR_MT_OCI_EMPTY)))
+    if (m->artifact_type.len == 0 && !br_str_eq(m->config.media_type, BR_STR(BR_MT_OCI_CONFIG)) &&
+        !br_str_eq(m->config.media_type, BR_STR(BR_MT_DOCKER_CONFIG)) && !br_str_eq(m->config.media_type, BR_STR(BR_MT_OCI_EMPTY)))
         m->artifact_type = m->config.media_type;
     return 0;
 }
@@ -423,8 +420,13 @@ int br_manifest_parse(br_manifest_t *m, br_str_t body, br_str_t content_type, si
     ret = parse_document(&ctx, doc, content_type, m);
 
 Exit:
-    if (ret != 0)
+    if (ret != 0) {
+        /* jansson's "near '...'" quotes raw input; keep the message printable. */
+        for (char *p = err; p != NULL && errsize != 0 && *p != '\0'; p++)
+            if ((unsigned char)*p < 0x20 || (unsigned char)*p >= 0x7f)
+                *p = '?';
         br_manifest_dispose(m);
+    }
     return ret;
 }
 

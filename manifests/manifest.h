@@ -21,6 +21,9 @@
 #define BR_MT_DOCKER_V1 "application/vnd.docker.distribution.manifest.v1+json"
 #define BR_MT_DOCKER_V1_SIGNED "application/vnd.docker.distribution.manifest.v1+prettyjws"
 #define BR_MT_OCI_EMPTY "application/vnd.oci.empty.v1+json"
+/* Image config types: a config of any other type makes the manifest an artifact. */
+#define BR_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
+#define BR_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
 
 typedef enum {
     BR_MANIFEST_IMAGE = 1, /* OCI image manifest or Docker v2s2 manifest: config + layers */
@@ -59,7 +62,17 @@ typedef struct st_br_manifest_t {
  * non-negative size and mediaType; index entries are manifests; layers and
  * config present for images. On failure returns BR_E_MANIFEST_INVALID (or
  * BR_E_TOO_LARGE) and writes a human message into err (NUL-terminated).
- * On success *m must be released with br_manifest_dispose(). */
+ * On success *m must be released with br_manifest_dispose().
+ *
+ * Details: when the body has no mediaType and the Content-Type is not a
+ * manifest type, the shape decides ("manifests" array: OCI index; "config" and
+ * "layers": OCI manifest). Content-Type parameters are ignored. An image with
+ * "manifests", or an index with "config" or "layers", is refused as ambiguous.
+ * Descriptor media types are checked for RFC 6838 syntax only: index entries
+ * may name any type (the caller looks them up as manifests). On failure *m is
+ * zeroed (nothing to dispose, disposing it anyway is harmless) and err holds
+ * printable ASCII naming the field, e.g. "layers[2].digest: invalid digest ...".
+ * Thread-safe; no global state. */
 int br_manifest_parse(br_manifest_t *m, br_str_t body, br_str_t content_type, size_t max_size, char *err,
                       size_t errsize);
 void br_manifest_dispose(br_manifest_t *m);

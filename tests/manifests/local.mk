@@ -15,4 +15,4 @@ tests_fuzz_manifest_fuzz_LDADD = libbrmanifests.a libbrcommon.a $(BR_EXT_LIBS)
 tests_fuzz_digest_fuzz_SOURCES = tests/fuzz/digest_fuzz.c tests/fuzz/driver.c tests/fuzz/fuzz.h
 tests_fuzz_digest_fuzz_CFLAGS = $(BR_TEST_CFLAGS) -DBR_FUZZ_NAME='"digest"'
 tests_fuzz_digest_fuzz_LDADD = libbrcommon.a $(BR_EXT_LIBS)
-EXTRA_DIST += tests/fuzz/README.md tests/fuzz/corpus
+EXTRA_DIST += tests/fuzz/README.md tests/fuzz/manifest.dict tests/fuzz/corpus
