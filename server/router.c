@@ -138,8 +138,12 @@ void br_send(h2o_req_t *req, int status, const char *content_type, const char *b
 
 void br_add_header(h2o_req_t *req, const char *name, const char *value, size_t len)
 {
-    h2o_add_header_by_str(&req->pool, &req->res.headers, name, strlen(name), 0, NULL,
-                          h2o_strdup(&req->pool, value, len).base, len);
+    /* HTTP/2 requires lower-case names on the wire; HTTP/1 gets the original
+     * case, which some clients' logs and tests expect. */
+    size_t nlen = strlen(name);
+    h2o_iovec_t lc = h2o_strdup(&req->pool, name, nlen);
+    h2o_strtolower(lc.base, nlen);
+    h2o_add_header_by_str(&req->pool, &req->res.headers, lc.base, nlen, 0, name, h2o_strdup(&req->pool, value, len).base, len);
 }
 
 void br_add_header_token(h2o_req_t *req, const h2o_token_t *token, const char *value, size_t len)
