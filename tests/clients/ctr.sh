@@ -1,0 +1,143 @@
+#!/bin/bash
+# containerd's ctr against the registry. containerd has its own registry
+# client (remotes/docker), independent of containers/image and of dockerd's
+# distribution client: it pushes OCI content verbatim (no recompression), so
+# digests must match the ones built on disk exactly.
+#
+# A private containerd (1.6) runs for this test: own config, root, state, gRPC
+# socket and opt dir under $BR_TMP, CRI plugin off, native snapshotter, in a
+# private mount namespace; stopped at exit. No container is ever run.
+#
+# What it checks, and what that proves:
+# - ctr images import of an OCI archive (scratch-built, >= 64 MiB random
+#   layer) and of a two-platform OCI index (--all-platforms).
+# - ctr images push --plain-http: the registry then serves, for the tag, the
+#   very manifest/index digest that was imported, and every blob by digest
+#   (containerd's push: HEAD, POST, PUT ?digest= of blobs, manifest PUT with
+#   the OCI media types, children of the index before the index).
+# - ctr images rm + content garbage-collected, then ctr images pull
+#   --plain-http by tag and by digest: the image comes back with the same
+#   target digest and the 64 MiB layer is in the content store again with its
+#   digest verified by containerd.
+# - the index pulled with --all-platforms brings both platforms' manifests.
+. "$top_srcdir/tests/lib.sh"
+. "$top_srcdir/tests/clients/clients.sh"
+need containerd ctr skopeo umoci jq curl unshare
+. "$top_srcdir/tests/clients/images.sh"
+
+registry_start || { echo "Bail out! registry did not start"; exit 1; }
+
+# --- a private containerd ---------------------------------------------------
+C="$BR_TMP/containerd"
+mkdir -p "$C/root" "$C/state" "$C/opt"
+cat >"$C/config.toml" <<EOF
+version = 2
+root = "$C/root"
+state = "$C/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs"]
+[grpc]
+  address = "$C/containerd.sock"
+[ttrpc]
+  address = "$C/containerd.sock.ttrpc"
+[debug]
+  address = "$C/debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$C/opt"
+EOF
+_containerd_pid=""
+containerd_start() {
+    local ns='exec "$@"' pre="sh -c"
+    unshare -m true 2>/dev/null && pre="unshare -m sh -c"
+    env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $pre "$ns" sh \
+        containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
+    _containerd_pid=$!
+    at_exit containerd_stop
+    local i
+    for i in $(seq 1 300); do
+        [ -S "$C/containerd.sock" ] && cr version >/dev/null 2>&1 && return 0
+        kill -0 "$_containerd_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    diag "containerd did not come up; log:"
+    tail -n 30 "$C/containerd.log" | sed 's/^/#   /'
+    return 1
+}
+containerd_stop() {
+    [ -n "$_containerd_pid" ] || return 0
+    kill -TERM "$_containerd_pid" 2>/dev/null
+    wait_pid "$_containerd_pid" 30 || kill -KILL "$_containerd_pid" 2>/dev/null
+    wait "$_containerd_pid" 2>/dev/null
+    _containerd_pid=""
+}
+
+cr() { t ctr --address "$C/containerd.sock" --namespace berth-test "$@"; }
+export CONTAINERD_SNAPSHOTTER=native
+
+containerd_start || { echo "Bail out! containerd did not start"; exit 1; }
+ok "private containerd is up" quiet cr version
+
+# image_target NAME — digest the image NAME points at, from ctr images ls.
+image_target() { cr images ls 2>/dev/null | awk -v n="$1" '$1 == n { print $3 }'; }
+# in_content DIGEST — the blob is in containerd's content store.
+in_content() { cr content ls -q 2>/dev/null | grep -qx "$1"; }
+
+# --- import -----------------------------------------------------------------
+ok "build multi-layer OCI image with a 64 MiB random layer" img_build_big
+ok "build two-platform OCI index" img_build_index
+ok "export image as OCI archive" sk copy -q "oci:$IMG_BIG:v1" "oci-archive:$BR_TMP/big.tar:v1"
+ok "export index as OCI archive" sk copy -q --all "oci:$IMG_IDX:multi" "oci-archive:$BR_TMP/multi.tar:v1"
+want=$(layout_digest "$IMG_BIG" v1)
+want_i=$(layout_digest "$IMG_IDX" multi)
+manifest=$(layout_blob "$IMG_BIG" "$want")
+big_layer=$(jq -r '.layers | max_by(.size) | .digest' "$manifest")
+
+ok "ctr images import (image)" quiet cr images import --base-name berth/big "$BR_TMP/big.tar"
+is "$(image_target berth/big:v1)" "$want" "imported image has the built manifest digest"
+ok "ctr images import --all-platforms (index)" quiet cr images import --all-platforms --base-name berth/multi "$BR_TMP/multi.tar"
+is "$(image_target berth/multi:v1)" "$want_i" "imported index has the built index digest"
+
+# --- push -------------------------------------------------------------------
+ok "ctr images push --plain-http (image)" quiet cr images push --plain-http "$REG/ctr/big:v1" berth/big:v1
+curl -s -o "$BR_TMP/raw" -H 'Accept: application/vnd.oci.image.manifest.v1+json' "$BR_URL/v2/ctr/big/manifests/v1"
+is "$(digest_of "$BR_TMP/raw")" "$want" "registry serves the imported manifest byte for byte"
+bad=0
+for d in $(blobs_of "$manifest"); do
+    got=$(curl -s "$BR_URL/v2/ctr/big/blobs/$d" | sha256sum | cut -d' ' -f1)
+    [ "sha256:$got" = "$d" ] || { diag "blob $d: got sha256:$got"; bad=1; }
+done
+ok "every blob (config + 3 layers) GETs back with its digest" test $bad -eq 0
+
+ok "ctr images push --plain-http (index)" quiet cr images push --plain-http "$REG/ctr/multi:v1" berth/multi:v1
+curl -s -o "$BR_TMP/raw" -H 'Accept: application/vnd.oci.image.index.v1+json' "$BR_URL/v2/ctr/multi/manifests/v1"
+is "$(digest_of "$BR_TMP/raw")" "$want_i" "registry serves the index byte for byte"
+for arch in amd64 arm64; do
+    child=$(layout_digest "$IMG_IDX" "$arch")
+    code=$(curl -s -o "$BR_TMP/raw" -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+        "$BR_URL/v2/ctr/multi/manifests/$child")
+    is "$code $(digest_of "$BR_TMP/raw")" "200 $child" "child manifest $arch pushed"
+done
+
+# --- remove locally, pull back ---------------------------------------------
+ok "ctr images rm --sync" quiet cr images rm --sync berth/big:v1 berth/multi:v1
+ok "64 MiB layer garbage-collected from the content store" fails in_content "$big_layer"
+
+ok "ctr images pull --plain-http by tag" quiet cr images pull --plain-http "$REG/ctr/big:v1"
+is "$(image_target "$REG/ctr/big:v1")" "$want" "pulled image has the pushed digest"
+ok "64 MiB layer back in the content store" in_content "$big_layer"
+ok "ctr images check: content complete" sh -c 'ctr --address "$1" -n berth-test images check | grep -F "$2" | grep -q complete' \
+    sh "$C/containerd.sock" "$REG/ctr/big:v1"
+
+ok "ctr images rm --sync again" quiet cr images rm --sync "$REG/ctr/big:v1"
+ok "ctr images pull --plain-http by digest" quiet cr images pull --plain-http "$REG/ctr/big@$want"
+is "$(image_target "$REG/ctr/big@$want")" "$want" "pulled-by-digest image has the pushed digest"
+ok "64 MiB layer in the content store" in_content "$big_layer"
+
+ok "ctr images pull --plain-http --all-platforms (index)" quiet cr images pull --plain-http --all-platforms "$REG/ctr/multi:v1"
+is "$(image_target "$REG/ctr/multi:v1")" "$want_i" "pulled index has the pushed digest"
+for arch in amd64 arm64; do
+    ok "child manifest $arch in the content store" in_content "$(layout_digest "$IMG_IDX" "$arch")"
+done
+
+done_testing
