@@ -62,6 +62,7 @@ static const char *status_reason(int status)
     case 415: return "Unsupported Media Type";
     case 416: return "Range Not Satisfiable";
     case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
     case 507: return "Insufficient Storage";
     default: return status >= 500 ? "Internal Server Error" : "Error";
     }
@@ -421,6 +422,16 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
         br_add_header_token(req, H2O_TOKEN_CONNECTION, "close", 5);
         return br_send_error_code(req, 400, "UNSUPPORTED", "bad request",
                                   "conflicting Content-Length / Transfer-Encoding headers");
+    }
+
+    /* h2o 2.2.5 bounds a request head only by its compile-time H2O_MAX_REQLEN;
+     * the configured limit is applied here. */
+    size_t head = req->path.len + req->method.len;
+    for (size_t i = 0; i < req->headers.size; i++)
+        head += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
+    if (head > br_srv.config->limits.header_size) {
+        req->http1_is_persistent = 0;
+        return br_send_error_code(req, 431, "SIZE_INVALID", "request header fields too large", NULL);
     }
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
