@@ -1,4 +1,10 @@
 noinst_LIBRARIES += libbrstorage.a
 libbrstorage_a_SOURCES = \
-	storage/storage.h
+	storage/storage.h \
+	storage/internal.h \
+	storage/store.c \
+	storage/blobs.c \
+	storage/uploads.c \
+	storage/manifests.c \
+	storage/verify.c
 libbrstorage_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(OPENSSL_CFLAGS)

@@ -178,4 +178,17 @@ int br_referrers_list(br_store_t *s, br_str_t repo, const br_digest_t *subject, 
  * (for garbage collection and tests). */
 int br_blob_refcount(br_store_t *s, const br_digest_t *d, uint64_t *count);
 
+/* ---- diagnostics ------------------------------------------------------------ */
+
+/* Checks the index against itself and the blob files: every blob record has
+ * its file with the recorded size (with hash_content, also the right digest),
+ * every reference count equals the links and manifest references naming the
+ * blob, every link names a recorded blob, every manifest's body is linked in
+ * its repository, every tag points at a manifest of its repository and has
+ * its reverse entry, every referrer entry belongs to a manifest. Returns 0,
+ * or BR_E_CORRUPT with the first problem described in detail (NUL-terminated,
+ * truncated to detail_size), or another error. One long read txn over the
+ * whole index: for tests and an offline fsck, never for request paths. */
+int br_store_verify(br_store_t *s, int hash_content, char *detail, size_t detail_size);
+
 #endif

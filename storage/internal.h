@@ -1,0 +1,146 @@
+/*
+ * storage/ internals shared by store.c, blobs.c, uploads.c and manifests.c.
+ * Never included from another folder.
+ */
+#ifndef BR_STORAGE_INTERNAL_H
+#define BR_STORAGE_INTERNAL_H
+
+#include <pthread.h>
+#include <lmdb.h>
+#include "storage/storage.h"
+
+/* A digest as it sits inside index keys and values: one algorithm byte
+ * (BR_ALG_SHA256 or BR_ALG_SHA512) followed by the raw hash. Half the size of
+ * the hex form, which keeps the longest key (referrers: repo, NUL, two
+ * digests) under LMDB's 511-byte key limit, and its length is implied by the
+ * first byte, so keys need no separator after it. */
+#define BR_PDIGEST_MAX 65
+size_t br_pdigest_len(unsigned char alg_byte); /* 0 when the byte is no algorithm */
+size_t br_pdigest_pack(const br_digest_t *d, unsigned char *out);
+/* Returns the packed length consumed, 0 when p does not start with a packed digest. */
+size_t br_pdigest_unpack(const unsigned char *p, size_t len, br_digest_t *d);
+
+/* Longest key any sub-database uses: repo NUL digest digest, or repo NUL digest tag. */
+#define BR_KEY_MAX (BR_NAME_MAX + 1 + 2 * BR_PDIGEST_MAX)
+
+/* Index keys are built in caller-provided buffers (no allocation). */
+typedef struct st_br_key_t {
+    unsigned char buf[BR_KEY_MAX];
+    size_t len;
+} br_key_t;
+void br_key_init(br_key_t *k, br_str_t repo);              /* "repo\0" */
+void br_key_add(br_key_t *k, const void *p, size_t len);    /* append raw bytes */
+void br_key_add_digest(br_key_t *k, const br_digest_t *d); /* append packed digest */
+static inline MDB_val br_key_val(br_key_t *k)
+{
+    MDB_val v = {k->len, k->buf};
+    return v;
+}
+
+/* Value of the blobs sub-database. */
+typedef struct st_br_blob_rec_t {
+    uint64_t size;
+    uint64_t refs;
+} br_blob_rec_t;
+
+/* Rows of the manifests and referrers sub-databases (layout in store.c). */
+typedef struct st_br_mani_hdr_t {
+    uint64_t size;
+    uint32_t nrefs;
+    uint16_t mt_len;
+    uint8_t subj_len;
+    uint8_t _pad;
+} br_mani_hdr_t;
+
+typedef struct st_br_ref_hdr_t {
+    uint64_t size;
+    uint16_t mt_len;
+    uint16_t at_len;
+    uint32_t ann_len;
+} br_ref_hdr_t;
+
+/* A manifest row, pointing into the buffer it was parsed from. */
+typedef struct st_br_mani_view_t {
+    br_mani_hdr_t h;
+    const char *media_type;
+    const unsigned char *subject; /* NULL when none */
+    const unsigned char *refs;    /* nrefs packed digests, back to back */
+} br_mani_view_t;
+
+/* Validates a manifests row and points m into it. 0 or BR_E_CORRUPT. */
+int br_mani_parse(const void *p, size_t len, br_mani_view_t *m);
+
+/* Live upload handles, by uuid: the claim that gives BR_E_BUSY and keeps purge away. */
+typedef struct st_br_claim_t {
+    struct st_br_claim_t *next;
+    char uuid[BR_UUID_LEN + 1];
+} br_claim_t;
+#define BR_CLAIM_BUCKETS 1024
+
+#define BR_RTXN_POOL 64
+
+struct st_br_store_t {
+    MDB_env *env;
+    MDB_dbi db_meta, db_repos, db_blobs, db_links, db_manifests, db_tags, db_mtags, db_referrers, db_uploads;
+    int fsync;
+    int root_fd, blob_fd[3], uploads_fd; /* blob_fd indexed by br_alg_t */
+    int sub_fd[3][256];                  /* blobs/<alg>/<2 hex>, opened lazily; -1 until then */
+    char *root;
+    char *tmp_dir;
+    pthread_mutex_t lock; /* guards claims and the read-txn pool */
+    br_claim_t *claims[BR_CLAIM_BUCKETS];
+    MDB_txn *rtxn_pool[BR_RTXN_POOL];
+    size_t rtxn_count;
+};
+
+/* Translates an LMDB (or errno) failure into berth's error space, logging it. */
+int br_store_mdb_err(int rc, const char *what);
+
+/* Read transactions come from a small pool of reset ones (renew is cheaper than
+ * begin, which mallocs and takes the reader-table lock). */
+int br_store_rtxn_begin(br_store_t *s, MDB_txn **txn);
+void br_store_rtxn_end(br_store_t *s, MDB_txn *txn);
+int br_store_wtxn_begin(br_store_t *s, MDB_txn **txn);
+/* Ends *txn if it is open: commits when ret is 0, else aborts; sets *txn to
+ * NULL. Returns ret, or the commit's error. Every write path ends with it,
+ * so no path can leave a write txn (and LMDB's writer lock) behind. */
+int br_store_wtxn_end(MDB_txn **txn, int ret);
+
+/* Calls cb with the rest of each key of dbi that starts with prefix and sorts
+ * strictly after prefix‖last, at most n of them (*more as br_repo_list). */
+int br_store_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t prefix_len, br_str_t last, size_t n, br_name_cb cb,
+                  void *ctx, int *more);
+
+/* Claims a uuid for one holder; 0, or BR_E_BUSY when it is held. */
+int br_store_claim(br_store_t *s, br_claim_t *c);
+void br_store_unclaim(br_store_t *s, br_claim_t *c);
+
+/* ---- helpers inside write transactions (blobs.c) ---- */
+
+/* Records a stored blob if the index lacks it (refs 0). */
+int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64_t size);
+/* Adds delta to a blob's reference count. A blob absent from the index is
+ * left alone and *counted (if given) set to 0, so callers can remember which
+ * references they really took. */
+int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_t delta, int *counted);
+/* Links d into repo (and creates repo); counts a reference only when the link is new. */
+int br_txn_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d);
+/* Removes the link; BR_E_BLOB_UNKNOWN when there was none. */
+int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d);
+
+/* Makes the file srcname (in directory srcfd, already fsynced) the content of
+ * blob d: link()s it into blobs/ and fsyncs the directory. */
+int br_blob_place(br_store_t *s, const br_digest_t *d, int srcfd, const char *srcname, uint64_t size);
+
+/* Makes sure blob d's file holds p (writing and placing it unless the index
+ * already records d). Does not touch the index. */
+int br_blob_store_buf(br_store_t *s, const br_digest_t *d, const void *p, size_t len);
+
+/* Fills buf (BR_UUID_LEN + 1) with a fresh random v4 uuid. */
+void br_uuid_generate(char *buf);
+int br_uuid_valid(br_str_t s);
+
+/* Full write at offset, retrying short writes and EINTR. 0 or errno. */
+int br_pwrite_all(int fd, const void *p, size_t len, uint64_t off);
+
+#endif

@@ -1,0 +1,451 @@
+/*
+ * Manifests, tags and referrers (schema in store.c).
+ *
+ * A manifest row keeps the references it counted, not the ones it was given:
+ * a reference to a blob the index does not know is not counted, and delete
+ * gives back exactly what put took, so counts stay exact even when a caller
+ * passes something odd. Putting the same body again into the same repository
+ * finds the row and counts nothing (idempotent); the same body in another
+ * repository is another row and counts again, as deleting it there will
+ * uncount.
+ *
+ * Tags are kept twice, tags (repo, tag → D) for lookups and listings, and
+ * mtags (repo, D, tag) so a manifest delete finds its tags with one seek
+ * instead of scanning every tag of the repository. Both change in the same
+ * transaction.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include "storage/internal.h"
+
+/* ---- tags ------------------------------------------------------------------ */
+
+static void mtag_key(br_key_t *k, br_str_t repo, const unsigned char *pd, br_str_t tag)
+{
+    br_key_init(k, repo);
+    br_key_add(k, pd, br_pdigest_len(pd[0]));
+    br_key_add(k, tag.base, tag.len);
+}
+
+/* Removes tag (whose target is old_pd) from both tag tables. */
+static int txn_tag_drop(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag, const unsigned char *old_pd)
+{
+    br_key_t key;
+    MDB_val k;
+    int rc;
+    mtag_key(&key, repo, old_pd, tag);
+    k = br_key_val(&key);
+    if ((rc = mdb_del(txn, s->db_mtags, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+        return br_store_mdb_err(rc, "delete tag index");
+    br_key_init(&key, repo);
+    br_key_add(&key, tag.base, tag.len);
+    k = br_key_val(&key);
+    if ((rc = mdb_del(txn, s->db_tags, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+        return br_store_mdb_err(rc, "delete tag");
+    return 0;
+}
+
+/* Points tag at pd, moving it off its old target, inside the caller's txn:
+ * readers see the old target or the new one, never neither. */
+static int txn_tag_set(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag, const unsigned char *pd)
+{
+    unsigned char old[BR_PDIGEST_MAX];
+    size_t pd_len = br_pdigest_len(pd[0]);
+    br_key_t key;
+    MDB_val k, v;
+    int rc, ret;
+    br_key_init(&key, repo);
+    br_key_add(&key, tag.base, tag.len);
+    k = br_key_val(&key);
+    if ((rc = mdb_get(txn, s->db_tags, &k, &v)) == 0) {
+        if (v.mv_size == pd_len && memcmp(v.mv_data, pd, pd_len) == 0)
+            return 0;
+        if (v.mv_size == 0 || v.mv_size > sizeof(old) || br_pdigest_len(((unsigned char *)v.mv_data)[0]) != v.mv_size)
+            return BR_E_CORRUPT;
+        memcpy(old, v.mv_data, v.mv_size);
+        if ((ret = txn_tag_drop(s, txn, repo, tag, old)) != 0)
+            return ret;
+    } else if (rc != MDB_NOTFOUND) {
+        return br_store_mdb_err(rc, "read tag");
+    }
+    v.mv_size = pd_len;
+    v.mv_data = (void *)pd;
+    if ((rc = mdb_put(txn, s->db_tags, &k, &v, 0)) != 0)
+        return br_store_mdb_err(rc, "write tag");
+    mtag_key(&key, repo, pd, tag);
+    k = br_key_val(&key);
+    v.mv_size = 0;
+    v.mv_data = NULL;
+    if ((rc = mdb_put(txn, s->db_mtags, &k, &v, 0)) != 0)
+        return br_store_mdb_err(rc, "write tag index");
+    return 0;
+}
+
+/* ---- put ------------------------------------------------------------------- */
+
+/* Counts refs and writes the manifest row and its referrer row. */
+static int txn_manifest_new(br_store_t *s, MDB_txn *txn, const br_manifest_put_t *m, MDB_val *mkey, const unsigned char *pd)
+{
+    unsigned char subj[BR_PDIGEST_MAX], one[BR_PDIGEST_MAX];
+    size_t subj_len = m->subject != NULL ? br_pdigest_pack(m->subject, subj) : 0;
+    size_t cap = sizeof(br_mani_hdr_t) + m->media_type.len + subj_len + m->num_refs * BR_PDIGEST_MAX;
+    size_t rcap = sizeof(br_ref_hdr_t) + m->media_type.len + m->artifact_type.len + m->annotations.len;
+    unsigned char *buf = br_malloc(cap > rcap ? cap : rcap), *p;
+    br_mani_hdr_t h;
+    MDB_val v;
+    int rc, ret = 0, counted;
+
+    memset(&h, 0, sizeof(h));
+    h.size = m->body.len;
+    h.mt_len = (uint16_t)m->media_type.len;
+    h.subj_len = (uint8_t)subj_len;
+    p = buf + sizeof(h);
+    memcpy(p, m->media_type.base, m->media_type.len);
+    p += m->media_type.len;
+    memcpy(p, subj, subj_len);
+    p += subj_len;
+    for (size_t i = 0; i < m->num_refs; i++) {
+        size_t n = br_pdigest_pack(&m->refs[i], one);
+        if ((ret = br_txn_blob_ref(s, txn, one, 1, &counted)) != 0)
+            goto Exit;
+        if (counted) {
+            memcpy(p, one, n);
+            p += n;
+            ++h.nrefs;
+        }
+    }
+    memcpy(buf, &h, sizeof(h));
+    v.mv_size = (size_t)(p - buf);
+    v.mv_data = buf;
+    if ((rc = mdb_put(txn, s->db_manifests, mkey, &v, 0)) != 0) {
+        ret = br_store_mdb_err(rc, "write manifest");
+        goto Exit;
+    }
+    if (m->subject != NULL) {
+        br_ref_hdr_t r = {m->body.len, (uint16_t)m->media_type.len, (uint16_t)m->artifact_type.len, (uint32_t)m->annotations.len};
+        br_key_t key;
+        br_key_init(&key, m->repo);
+        br_key_add(&key, subj, subj_len);
+        br_key_add(&key, pd, br_pdigest_len(pd[0]));
+        MDB_val k = br_key_val(&key);
+        p = buf;
+        memcpy(p, &r, sizeof(r));
+        p += sizeof(r);
+        memcpy(p, m->media_type.base, m->media_type.len);
+        p += m->media_type.len;
+        memcpy(p, m->artifact_type.base, m->artifact_type.len);
+        p += m->artifact_type.len;
+        memcpy(p, m->annotations.base, m->annotations.len);
+        p += m->annotations.len;
+        v.mv_size = (size_t)(p - buf);
+        v.mv_data = buf;
+        if ((rc = mdb_put(txn, s->db_referrers, &k, &v, 0)) != 0) {
+            ret = br_store_mdb_err(rc, "write referrer");
+            goto Exit;
+        }
+    }
+Exit:
+    free(buf);
+    return ret;
+}
+
+int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out)
+{
+    unsigned char pd[BR_PDIGEST_MAX];
+    MDB_txn *txn = NULL;
+    br_digest_t d;
+    br_key_t key;
+    MDB_val k, v;
+    int rc, ret;
+
+    if (m->repo.len == 0 || m->repo.len > BR_NAME_MAX)
+        return BR_E_NAME_INVALID;
+    if (m->tag.len > BR_TAG_MAX)
+        return BR_E_TAG_INVALID;
+    if (m->media_type.len > 255 || m->artifact_type.len > UINT16_MAX || m->annotations.len > UINT32_MAX)
+        return BR_E_MANIFEST_INVALID;
+    br_hash_buf(m->alg, m->body.base, m->body.len, &d);
+    /* The body file is written and durable before the txn that names it. */
+    if ((ret = br_blob_store_buf(s, &d, m->body.base, m->body.len)) != 0)
+        return ret;
+    br_pdigest_pack(&d, pd);
+    br_key_init(&key, m->repo);
+    br_key_add_digest(&key, &d);
+    k = br_key_val(&key);
+
+    /* Blob, link, manifest row, counts, referrer and tag: one transaction. */
+    if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
+        return ret;
+    if ((ret = br_txn_blob_record(s, txn, &d, m->body.len)) != 0 || (ret = br_txn_link(s, txn, m->repo, &d)) != 0)
+        goto Exit;
+    if ((rc = mdb_get(txn, s->db_manifests, &k, &v)) == MDB_NOTFOUND) {
+        if ((ret = txn_manifest_new(s, txn, m, &k, pd)) != 0)
+            goto Exit;
+    } else if (rc != 0) {
+        ret = br_store_mdb_err(rc, "read manifest");
+        goto Exit;
+    }
+    if (m->tag.len != 0 && (ret = txn_tag_set(s, txn, m->repo, m->tag, pd)) != 0)
+        goto Exit;
+    ret = br_store_wtxn_end(&txn, 0);
+    if (ret == 0 && out != NULL)
+        *out = d;
+Exit:
+    return br_store_wtxn_end(&txn, ret);
+}
+
+/* ---- get ------------------------------------------------------------------- */
+
+int br_manifest_get(br_store_t *s, br_str_t repo, br_str_t reference, br_manifest_rec_t *rec)
+{
+    unsigned char pd[BR_PDIGEST_MAX];
+    MDB_txn *txn;
+    br_digest_t d;
+    br_key_t key;
+    br_mani_view_t mv;
+    MDB_val k, v;
+    int rc, ret, by_digest = reference.len != 0 && memchr(reference.base, ':', reference.len) != NULL;
+
+    if (by_digest) {
+        if ((ret = br_digest_parse(&d, reference)) != 0)
+            return ret;
+        br_pdigest_pack(&d, pd);
+    } else if (reference.len == 0 || reference.len > BR_TAG_MAX) {
+        return BR_E_MANIFEST_UNKNOWN; /* can name no stored tag */
+    }
+    if (repo.len == 0 || repo.len > BR_NAME_MAX)
+        return BR_E_MANIFEST_UNKNOWN;
+    if ((ret = br_store_rtxn_begin(s, &txn)) != 0)
+        return ret;
+    if (!by_digest) {
+        br_key_init(&key, repo);
+        br_key_add(&key, reference.base, reference.len);
+        k = br_key_val(&key);
+        if ((rc = mdb_get(txn, s->db_tags, &k, &v)) != 0) {
+            ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read tag");
+            goto Exit;
+        }
+        if (v.mv_size > sizeof(pd) || br_pdigest_unpack(v.mv_data, v.mv_size, &d) != v.mv_size) {
+            ret = BR_E_CORRUPT;
+            goto Exit;
+        }
+        memcpy(pd, v.mv_data, v.mv_size);
+    }
+    br_key_init(&key, repo);
+    br_key_add(&key, pd, br_pdigest_len(pd[0]));
+    k = br_key_val(&key);
+    if ((rc = mdb_get(txn, s->db_manifests, &k, &v)) != 0) {
+        ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read manifest");
+        goto Exit;
+    }
+    if ((ret = br_mani_parse(v.mv_data, v.mv_size, &mv)) != 0)
+        goto Exit;
+    rec->digest = d;
+    rec->size = mv.h.size;
+    memcpy(rec->media_type, mv.media_type, mv.h.mt_len);
+    rec->media_type[mv.h.mt_len] = '\0';
+Exit:
+    br_store_rtxn_end(s, txn);
+    return ret;
+}
+
+/* ---- delete ------------------------------------------------------------------ */
+
+/* Removes every tag that points at pd in repo. Re-seeks after each delete
+ * rather than trusting a cursor across deletes in other tables. */
+static int txn_tags_drop_all(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned char *pd)
+{
+    char tag[BR_TAG_MAX];
+    br_key_t prefix;
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    int rc, ret = 0;
+    br_key_init(&prefix, repo);
+    br_key_add(&prefix, pd, br_pdigest_len(pd[0]));
+    if ((rc = mdb_cursor_open(txn, s->db_mtags, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (;;) {
+        k = br_key_val(&prefix);
+        if ((rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE)) == MDB_NOTFOUND)
+            break;
+        if (rc != 0) {
+            ret = br_store_mdb_err(rc, "cursor seek");
+            goto Exit;
+        }
+        if (k.mv_size <= prefix.len || memcmp(k.mv_data, prefix.buf, prefix.len) != 0)
+            break;
+        size_t n = k.mv_size - prefix.len;
+        if (n > sizeof(tag)) {
+            ret = BR_E_CORRUPT;
+            goto Exit;
+        }
+        memcpy(tag, (const char *)k.mv_data + prefix.len, n);
+        if ((ret = txn_tag_drop(s, txn, repo, br_str(tag, n), pd)) != 0)
+            goto Exit;
+    }
+Exit:
+    mdb_cursor_close(cur);
+    return ret;
+}
+
+int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
+{
+    unsigned char pd[BR_PDIGEST_MAX], *row = NULL;
+    MDB_txn *txn = NULL;
+    br_key_t key;
+    br_mani_view_t mv;
+    MDB_val k, v;
+    int rc, ret;
+
+    if (repo.len == 0 || repo.len > BR_NAME_MAX)
+        return BR_E_MANIFEST_UNKNOWN;
+    br_pdigest_pack(d, pd);
+    br_key_init(&key, repo);
+    br_key_add(&key, pd, br_pdigest_len(pd[0]));
+    k = br_key_val(&key);
+    if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
+        return ret;
+    if ((rc = mdb_get(txn, s->db_manifests, &k, &v)) != 0) {
+        ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read manifest");
+        goto Exit;
+    }
+    /* Data returned inside a write txn moves when the txn writes: copy it. */
+    size_t row_len = v.mv_size;
+    row = br_malloc(row_len);
+    memcpy(row, v.mv_data, row_len);
+    if ((ret = br_mani_parse(row, row_len, &mv)) != 0)
+        goto Exit;
+    if ((rc = mdb_del(txn, s->db_manifests, &k, NULL)) != 0) {
+        ret = br_store_mdb_err(rc, "delete manifest");
+        goto Exit;
+    }
+    for (const unsigned char *r = mv.refs; r < row + row_len;) {
+        if ((ret = br_txn_blob_ref(s, txn, r, -1, NULL)) != 0)
+            goto Exit;
+        r += br_pdigest_len(r[0]);
+    }
+    if (mv.subject != NULL) {
+        br_key_t rkey;
+        br_key_init(&rkey, repo);
+        br_key_add(&rkey, mv.subject, mv.h.subj_len);
+        br_key_add(&rkey, pd, br_pdigest_len(pd[0]));
+        MDB_val rk = br_key_val(&rkey);
+        if ((rc = mdb_del(txn, s->db_referrers, &rk, NULL)) != 0 && rc != MDB_NOTFOUND) {
+            ret = br_store_mdb_err(rc, "delete referrer");
+            goto Exit;
+        }
+    }
+    if ((ret = txn_tags_drop_all(s, txn, repo, pd)) != 0)
+        goto Exit;
+    /* put linked the body into the repository; the manifest going takes that
+     * link with it, so the body's count can reach zero for the collector. */
+    if ((ret = br_txn_unlink(s, txn, repo, d)) == BR_E_BLOB_UNKNOWN)
+        ret = 0;
+Exit:
+    ret = br_store_wtxn_end(&txn, ret);
+    free(row);
+    return ret;
+}
+
+int br_tag_delete(br_store_t *s, br_str_t repo, br_str_t tag)
+{
+    unsigned char pd[BR_PDIGEST_MAX];
+    MDB_txn *txn = NULL;
+    br_key_t key;
+    MDB_val k, v;
+    int rc, ret;
+    if (repo.len == 0 || repo.len > BR_NAME_MAX || tag.len == 0 || tag.len > BR_TAG_MAX)
+        return BR_E_MANIFEST_UNKNOWN;
+    br_key_init(&key, repo);
+    br_key_add(&key, tag.base, tag.len);
+    k = br_key_val(&key);
+    if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
+        return ret;
+    if ((rc = mdb_get(txn, s->db_tags, &k, &v)) != 0) {
+        ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read tag");
+        goto Exit;
+    }
+    if (v.mv_size == 0 || v.mv_size > sizeof(pd) || br_pdigest_len(((unsigned char *)v.mv_data)[0]) != v.mv_size) {
+        ret = BR_E_CORRUPT;
+        goto Exit;
+    }
+    memcpy(pd, v.mv_data, v.mv_size);
+    ret = txn_tag_drop(s, txn, repo, tag, pd);
+Exit:
+    return br_store_wtxn_end(&txn, ret);
+}
+
+/* ---- listings ---------------------------------------------------------------- */
+
+int br_tag_list(br_store_t *s, br_str_t repo, br_str_t last, size_t n, br_name_cb cb, void *ctx, int *more)
+{
+    MDB_txn *txn;
+    br_key_t prefix;
+    MDB_val k = {repo.len, (void *)repo.base}, v;
+    int rc, ret;
+    *more = 0;
+    if (repo.len == 0 || repo.len > BR_NAME_MAX)
+        return BR_E_NAME_UNKNOWN;
+    if ((ret = br_store_rtxn_begin(s, &txn)) != 0)
+        return ret;
+    if ((rc = mdb_get(txn, s->db_repos, &k, &v)) != 0) {
+        ret = rc == MDB_NOTFOUND ? BR_E_NAME_UNKNOWN : br_store_mdb_err(rc, "read repository");
+        goto Exit;
+    }
+    br_key_init(&prefix, repo);
+    ret = br_store_scan(txn, s->db_tags, prefix.buf, prefix.len, last, n, cb, ctx, more);
+Exit:
+    br_store_rtxn_end(s, txn);
+    return ret;
+}
+
+int br_referrers_list(br_store_t *s, br_str_t repo, const br_digest_t *subject, br_referrer_cb cb, void *ctx)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur = NULL;
+    br_key_t prefix;
+    MDB_val k, v;
+    int rc, ret;
+    if (repo.len == 0 || repo.len > BR_NAME_MAX)
+        return 0;
+    br_key_init(&prefix, repo);
+    br_key_add_digest(&prefix, subject);
+    if ((ret = br_store_rtxn_begin(s, &txn)) != 0)
+        return ret;
+    if ((rc = mdb_cursor_open(txn, s->db_referrers, &cur)) != 0) {
+        ret = br_store_mdb_err(rc, "cursor open");
+        goto Exit;
+    }
+    k = br_key_val(&prefix);
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        br_referrer_t r;
+        br_ref_hdr_t h;
+        if (k.mv_size <= prefix.len || memcmp(k.mv_data, prefix.buf, prefix.len) != 0)
+            break;
+        size_t tail = k.mv_size - prefix.len;
+        if (br_pdigest_unpack((const unsigned char *)k.mv_data + prefix.len, tail, &r.digest) != tail || v.mv_size < sizeof(h)) {
+            ret = BR_E_CORRUPT;
+            goto Exit;
+        }
+        memcpy(&h, v.mv_data, sizeof(h));
+        if (v.mv_size != sizeof(h) + h.mt_len + h.at_len + (size_t)h.ann_len) {
+            ret = BR_E_CORRUPT;
+            goto Exit;
+        }
+        const char *p = (const char *)v.mv_data + sizeof(h);
+        r.size = h.size;
+        r.media_type = br_str(p, h.mt_len);
+        r.artifact_type = br_str(p + h.mt_len, h.at_len);
+        r.annotations = br_str(p + h.mt_len + h.at_len, h.ann_len);
+        if (cb(ctx, &r) != 0)
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+Exit:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    br_store_rtxn_end(s, txn);
+    return ret;
+}

@@ -1,0 +1,566 @@
+/*
+ * The store: directory tree, LMDB environment, shared helpers, repositories,
+ * and the consistency check.
+ *
+ * Index schema (one LMDB environment in <root>/index, named sub-databases).
+ * D is a packed digest (internal.h: algorithm byte + raw hash, 33 or 65
+ * bytes); repository names never contain NUL, so "repo\0" is an exact prefix.
+ *
+ *   meta       "version"                → u32 schema version (1)
+ *   repos      repo                     → empty          catalog, ordered by name
+ *   blobs      D                        → {u64 size, u64 refs}
+ *   links      repo \0 D                → empty          repo may serve blob D
+ *   manifests  repo \0 D                → {u64 size, u32 nrefs, u16 mt_len, u8 subj_len, u8 0}
+ *                                          media type, subject D, counted refs D...
+ *   tags       repo \0 tag              → D              tag list = prefix scan
+ *   mtags      repo \0 D tag            → empty          reverse of tags, so deleting a
+ *                                                        manifest finds its tags by seek
+ *   referrers  repo \0 D(subject) D     → {u64 size, u16 mt_len, u16 at_len, u32 ann_len}
+ *                                          media type, artifactType, annotations JSON
+ *   uploads    uuid (36 chars)          → {u64 started, u64 size, u16 repo_len, u16 hash_len}
+ *                                          repo, br_hash_t bytes
+ *
+ * Reference counts (blobs.refs) = number of links rows naming D + number of
+ * times D appears in the counted refs of manifests rows. A manifest put links
+ * its own body into its repository (one link, so one count), and a manifest
+ * delete takes that link away again. Every change to links or manifests
+ * adjusts refs in the same write transaction, so the count is exact at every
+ * commit; br_store_verify() recomputes it from scratch.
+ *
+ * Values are native-endian: the index is local to one machine and rebuilt by
+ * nobody else. LMDB only aligns values to 2 bytes, so they are read with memcpy.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "storage/internal.h"
+
+#define BR_SCHEMA_VERSION 1
+#define BR_DEFAULT_MAP_SIZE (64ULL << 30)
+
+/* ---- packed digests and keys ---------------------------------------------- */
+
+size_t br_pdigest_len(unsigned char alg_byte)
+{
+    return alg_byte == BR_ALG_SHA256 ? 33 : alg_byte == BR_ALG_SHA512 ? 65 : 0;
+}
+
+static int hexval(char c)
+{
+    return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+size_t br_pdigest_pack(const br_digest_t *d, unsigned char *out)
+{
+    out[0] = (unsigned char)d->alg;
+    for (size_t i = 0; i < d->hex_len / 2u; i++)
+        out[1 + i] = (unsigned char)(hexval(d->hex[2 * i]) << 4 | hexval(d->hex[2 * i + 1]));
+    return 1 + d->hex_len / 2u;
+}
+
+size_t br_pdigest_unpack(const unsigned char *p, size_t len, br_digest_t *d)
+{
+    static const char hexdigits[] = "0123456789abcdef";
+    size_t n = len != 0 ? br_pdigest_len(p[0]) : 0;
+    if (n == 0 || n > len)
+        return 0;
+    d->alg = (br_alg_t)p[0];
+    for (size_t i = 0; i < n - 1; i++) {
+        d->hex[2 * i] = hexdigits[p[1 + i] >> 4];
+        d->hex[2 * i + 1] = hexdigits[p[1 + i] & 15];
+    }
+    d->hex_len = (unsigned char)(2 * (n - 1));
+    d->hex[d->hex_len] = '\0';
+    return n;
+}
+
+void br_key_init(br_key_t *k, br_str_t repo)
+{
+    /* Callers validated repo (br_name_valid), so it fits; clamp anyway so a
+     * bad caller gets a wrong key, never an overflow. */
+    size_t n = repo.len <= BR_NAME_MAX ? repo.len : BR_NAME_MAX;
+    memcpy(k->buf, repo.base, n);
+    k->buf[n] = '\0';
+    k->len = n + 1;
+}
+
+void br_key_add(br_key_t *k, const void *p, size_t len)
+{
+    if (len > sizeof(k->buf) - k->len)
+        len = sizeof(k->buf) - k->len;
+    memcpy(k->buf + k->len, p, len);
+    k->len += len;
+}
+
+void br_key_add_digest(br_key_t *k, const br_digest_t *d)
+{
+    unsigned char pd[BR_PDIGEST_MAX];
+    br_key_add(k, pd, br_pdigest_pack(d, pd));
+}
+
+int br_mani_parse(const void *p, size_t len, br_mani_view_t *m)
+{
+    const unsigned char *c = p, *end = c + len;
+    if (len < sizeof(m->h))
+        return BR_E_CORRUPT;
+    memcpy(&m->h, c, sizeof(m->h));
+    c += sizeof(m->h);
+    if ((size_t)(end - c) < (size_t)m->h.mt_len + m->h.subj_len)
+        return BR_E_CORRUPT;
+    m->media_type = (const char *)c;
+    c += m->h.mt_len;
+    m->subject = m->h.subj_len != 0 ? c : NULL;
+    if (m->subject != NULL && br_pdigest_len(c[0]) != m->h.subj_len)
+        return BR_E_CORRUPT;
+    c += m->h.subj_len;
+    m->refs = c;
+    for (uint32_t i = 0; i < m->h.nrefs; i++) {
+        size_t n = c < end ? br_pdigest_len(c[0]) : 0;
+        if (n == 0 || (size_t)(end - c) < n)
+            return BR_E_CORRUPT;
+        c += n;
+    }
+    return c == end ? 0 : BR_E_CORRUPT;
+}
+
+/* ---- uuids ----------------------------------------------------------------- */
+
+void br_uuid_generate(char *buf)
+{
+    static const char hexdigits[] = "0123456789abcdef";
+    unsigned char r[16];
+    size_t got = 0;
+    while (got < sizeof(r)) {
+        ssize_t n = getrandom(r + got, sizeof(r) - got, 0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            /* No entropy source means no unguessable session ids; carrying on
+             * with predictable ones would let clients hijack uploads. */
+            br_error("storage: getrandom: %s", strerror(errno));
+            abort();
+        }
+        got += (size_t)n;
+    }
+    r[6] = (unsigned char)((r[6] & 0x0f) | 0x40);
+    r[8] = (unsigned char)((r[8] & 0x3f) | 0x80);
+    size_t o = 0;
+    for (size_t i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            buf[o++] = '-';
+        buf[o++] = hexdigits[r[i] >> 4];
+        buf[o++] = hexdigits[r[i] & 15];
+    }
+    buf[o] = '\0';
+}
+
+int br_uuid_valid(br_str_t s)
+{
+    if (s.len != BR_UUID_LEN)
+        return 0;
+    for (size_t i = 0; i < s.len; i++) {
+        char c = s.base[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int br_pwrite_all(int fd, const void *p, size_t len, uint64_t off)
+{
+    const char *c = p;
+    while (len != 0) {
+        ssize_t n = pwrite(fd, c, len, (off_t)off);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return errno;
+        }
+        c += n;
+        len -= (size_t)n;
+        off += (uint64_t)n;
+    }
+    return 0;
+}
+
+/* ---- LMDB plumbing -------------------------------------------------------- */
+
+int br_store_mdb_err(int rc, const char *what)
+{
+    if (rc == MDB_MAP_FULL) {
+        br_error("storage: %s: index map full (raise storage map size)", what);
+        return ENOSPC;
+    }
+    br_error("storage: %s: %s", what, mdb_strerror(rc));
+    /* Disk-level failures keep their errno so the server can say 507/500
+     * honestly; everything else from LMDB is a bug or corruption on our side. */
+    if (rc == ENOSPC || rc == EDQUOT || rc == EIO)
+        return rc;
+    return BR_E_INTERNAL;
+}
+
+int br_store_rtxn_begin(br_store_t *s, MDB_txn **txn)
+{
+    MDB_txn *t = NULL;
+    int rc;
+    pthread_mutex_lock(&s->lock);
+    if (s->rtxn_count != 0)
+        t = s->rtxn_pool[--s->rtxn_count];
+    pthread_mutex_unlock(&s->lock);
+    /* MDB_NOTLS makes a reset read txn renewable from any thread. */
+    if (t != NULL) {
+        if ((rc = mdb_txn_renew(t)) != 0) {
+            mdb_txn_abort(t);
+            return br_store_mdb_err(rc, "renew read txn");
+        }
+    } else if ((rc = mdb_txn_begin(s->env, NULL, MDB_RDONLY, &t)) != 0) {
+        return br_store_mdb_err(rc, "begin read txn");
+    }
+    *txn = t;
+    return 0;
+}
+
+void br_store_rtxn_end(br_store_t *s, MDB_txn *txn)
+{
+    /* Reset drops the snapshot at once, so pooled txns pin no old pages. */
+    mdb_txn_reset(txn);
+    pthread_mutex_lock(&s->lock);
+    if (s->rtxn_count < BR_RTXN_POOL) {
+        s->rtxn_pool[s->rtxn_count++] = txn;
+        txn = NULL;
+    }
+    pthread_mutex_unlock(&s->lock);
+    if (txn != NULL)
+        mdb_txn_abort(txn);
+}
+
+int br_store_wtxn_begin(br_store_t *s, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(s->env, NULL, 0, txn);
+    return rc == 0 ? 0 : br_store_mdb_err(rc, "begin write txn");
+}
+
+int br_store_wtxn_end(MDB_txn **txn, int ret)
+{
+    int rc;
+    if (*txn == NULL)
+        return ret;
+    if (ret != 0) {
+        mdb_txn_abort(*txn);
+    } else if ((rc = mdb_txn_commit(*txn)) != 0) {
+        ret = br_store_mdb_err(rc, "commit");
+    }
+    *txn = NULL;
+    return ret;
+}
+
+/* ---- claims (live upload handles) ------------------------------------------ */
+
+static size_t claim_bucket(const char *uuid)
+{
+    /* uuids are random: their first hex digits are already a good hash. */
+    size_t h = 0;
+    for (int i = 0; i < 4; i++)
+        h = h << 4 | (size_t)hexval(uuid[i]);
+    return h % BR_CLAIM_BUCKETS;
+}
+
+int br_store_claim(br_store_t *s, br_claim_t *c)
+{
+    size_t b = claim_bucket(c->uuid);
+    int ret = 0;
+    pthread_mutex_lock(&s->lock);
+    for (br_claim_t *p = s->claims[b]; p != NULL; p = p->next) {
+        if (memcmp(p->uuid, c->uuid, BR_UUID_LEN) == 0) {
+            ret = BR_E_BUSY;
+            goto Exit;
+        }
+    }
+    c->next = s->claims[b];
+    s->claims[b] = c;
+Exit:
+    pthread_mutex_unlock(&s->lock);
+    return ret;
+}
+
+void br_store_unclaim(br_store_t *s, br_claim_t *c)
+{
+    size_t b = claim_bucket(c->uuid);
+    pthread_mutex_lock(&s->lock);
+    for (br_claim_t **p = &s->claims[b]; *p != NULL; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    pthread_mutex_unlock(&s->lock);
+}
+
+/* ---- open / close ------------------------------------------------------------ */
+
+static int mkdir_at(int dirfd, const char *name, int *fd)
+{
+    if (mkdirat(dirfd, name, 0755) != 0 && errno != EEXIST)
+        return errno;
+    if ((*fd = openat(dirfd, name, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return errno;
+    return 0;
+}
+
+static int open_dbs(br_store_t *s)
+{
+    static const struct {
+        const char *name;
+        size_t off;
+    } dbs[] = {
+        {"meta", offsetof(br_store_t, db_meta)},           {"repos", offsetof(br_store_t, db_repos)},
+        {"blobs", offsetof(br_store_t, db_blobs)},         {"links", offsetof(br_store_t, db_links)},
+        {"manifests", offsetof(br_store_t, db_manifests)}, {"tags", offsetof(br_store_t, db_tags)},
+        {"mtags", offsetof(br_store_t, db_mtags)},         {"referrers", offsetof(br_store_t, db_referrers)},
+        {"uploads", offsetof(br_store_t, db_uploads)},
+    };
+    MDB_txn *txn = NULL;
+    int rc, ret;
+    if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
+        return ret;
+    for (size_t i = 0; i < sizeof(dbs) / sizeof(dbs[0]); i++) {
+        if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, (MDB_dbi *)((char *)s + dbs[i].off))) != 0) {
+            ret = br_store_mdb_err(rc, "open sub-database");
+            goto Exit;
+        }
+    }
+    /* A schema version now makes a later format change detectable instead of
+     * silently misreading old records. */
+    MDB_val k = {7, (void *)"version"}, v;
+    uint32_t version = BR_SCHEMA_VERSION;
+    if ((rc = mdb_get(txn, s->db_meta, &k, &v)) == MDB_NOTFOUND) {
+        v.mv_size = sizeof(version);
+        v.mv_data = &version;
+        if ((rc = mdb_put(txn, s->db_meta, &k, &v, 0)) != 0) {
+            ret = br_store_mdb_err(rc, "write schema version");
+            goto Exit;
+        }
+    } else if (rc != 0) {
+        ret = br_store_mdb_err(rc, "read schema version");
+        goto Exit;
+    } else {
+        uint32_t have = 0;
+        memcpy(&have, v.mv_data, v.mv_size < sizeof(have) ? v.mv_size : sizeof(have));
+        if (have != BR_SCHEMA_VERSION) {
+            br_error("storage: index schema version %u, this berth reads %u", have, BR_SCHEMA_VERSION);
+            ret = BR_E_CORRUPT;
+            goto Exit;
+        }
+    }
+Exit:
+    return br_store_wtxn_end(&txn, ret);
+}
+
+int br_store_open(br_store_t **out, const char *root, const br_store_options_t *opts)
+{
+    br_store_t *s = br_calloc(1, sizeof(*s));
+    char path[PATH_MAX];
+    int rc, ret = 0, fd = -1;
+
+    s->fsync = opts == NULL || opts->fsync;
+    s->root_fd = s->uploads_fd = -1;
+    for (int a = 0; a < 3; a++) {
+        s->blob_fd[a] = -1;
+        for (int i = 0; i < 256; i++)
+            s->sub_fd[a][i] = -1;
+    }
+    pthread_mutex_init(&s->lock, NULL);
+    s->root = br_strndup(root, strlen(root));
+    size_t rl = strlen(root);
+    s->tmp_dir = br_malloc(rl + 5);
+    memcpy(s->tmp_dir, root, rl);
+    memcpy(s->tmp_dir + rl, "/tmp", 5);
+
+    if (mkdir(root, 0755) != 0 && errno != EEXIST) {
+        ret = errno;
+        goto Exit;
+    }
+    if ((s->root_fd = open(root, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+        ret = errno;
+        goto Exit;
+    }
+    /* Directories are opened once and everything below is reached with *at()
+     * calls: no path building per request, and the root path length does not
+     * matter after this. */
+    if ((ret = mkdir_at(s->root_fd, "blobs", &fd)) != 0 || (ret = mkdir_at(fd, "sha256", &s->blob_fd[BR_ALG_SHA256])) != 0 ||
+        (ret = mkdir_at(fd, "sha512", &s->blob_fd[BR_ALG_SHA512])) != 0)
+        goto Exit;
+    if (s->fsync && fsync(fd) != 0) {
+        ret = errno;
+        goto Exit;
+    }
+    close(fd);
+    fd = -1;
+    if ((ret = mkdir_at(s->root_fd, "uploads", &s->uploads_fd)) != 0 || (ret = mkdir_at(s->root_fd, "tmp", &fd)) != 0)
+        goto Exit;
+    close(fd);
+    fd = -1;
+    if ((ret = mkdir_at(s->root_fd, "index", &fd)) != 0)
+        goto Exit;
+    close(fd);
+    fd = -1;
+    if (s->fsync && fsync(s->root_fd) != 0) {
+        ret = errno;
+        goto Exit;
+    }
+
+    if ((rc = mdb_env_create(&s->env)) != 0) {
+        ret = br_store_mdb_err(rc, "env create");
+        goto Exit;
+    }
+    mdb_env_set_maxdbs(s->env, 16);
+    /* Every event-loop thread may hold a few short readers at once, plus the
+     * pool; the default 126 slots are too few for a large machine. */
+    mdb_env_set_maxreaders(s->env, 1024);
+    /* The map is sparse: 64 GiB of address space costs nothing until used,
+     * and running out of it is an ENOSPC we would rather never see. */
+    mdb_env_set_mapsize(s->env, opts != NULL && opts->map_size != 0 ? opts->map_size : BR_DEFAULT_MAP_SIZE);
+    snprintf(path, sizeof(path), "%s/index", root);
+    /* NOTLS: read txns are not bound to threads (pooled, renewed anywhere).
+     * NOSYNC only when the caller asked for no fsync at all (tests). */
+    if ((rc = mdb_env_open(s->env, path, MDB_NOTLS | (s->fsync ? 0 : MDB_NOSYNC), 0644)) != 0) {
+        ret = br_store_mdb_err(rc, "env open");
+        goto Exit;
+    }
+    /* Slots left by a crashed process would pin old pages forever. */
+    int dead = 0;
+    mdb_reader_check(s->env, &dead);
+    if ((ret = open_dbs(s)) != 0)
+        goto Exit;
+
+Exit:
+    if (fd >= 0)
+        close(fd);
+    if (ret != 0) {
+        br_store_close(s);
+        s = NULL;
+    }
+    *out = s;
+    return ret;
+}
+
+void br_store_close(br_store_t *s)
+{
+    if (s == NULL)
+        return;
+    for (size_t i = 0; i < s->rtxn_count; i++)
+        mdb_txn_abort(s->rtxn_pool[i]);
+    if (s->env != NULL)
+        mdb_env_close(s->env);
+    for (int a = 0; a < 3; a++) {
+        if (s->blob_fd[a] >= 0)
+            close(s->blob_fd[a]);
+        for (int i = 0; i < 256; i++)
+            if (s->sub_fd[a][i] >= 0)
+                close(s->sub_fd[a][i]);
+    }
+    if (s->uploads_fd >= 0)
+        close(s->uploads_fd);
+    if (s->root_fd >= 0)
+        close(s->root_fd);
+    pthread_mutex_destroy(&s->lock);
+    free(s->root);
+    free(s->tmp_dir);
+    free(s);
+}
+
+const char *br_store_tmp_dir(br_store_t *s)
+{
+    return s->tmp_dir;
+}
+
+/* ---- repositories ------------------------------------------------------------ */
+
+int br_repo_exists(br_store_t *s, br_str_t repo)
+{
+    MDB_txn *txn;
+    MDB_val k = {repo.len, (void *)repo.base}, v;
+    if (repo.len == 0 || br_store_rtxn_begin(s, &txn) != 0)
+        return 0;
+    int found = mdb_get(txn, s->db_repos, &k, &v) == 0;
+    br_store_rtxn_end(s, txn);
+    return found;
+}
+
+/* memcmp order of k against the concatenation a‖b, as LMDB orders keys. */
+static int cmp_concat(const MDB_val *k, const void *a, size_t alen, const void *b, size_t blen)
+{
+    size_t n = k->mv_size < alen ? k->mv_size : alen;
+    int c = memcmp(k->mv_data, a, n);
+    if (c != 0 || k->mv_size <= alen)
+        return c != 0 ? c : k->mv_size < alen + blen ? -1 : 0;
+    size_t rest = k->mv_size - alen, m = rest < blen ? rest : blen;
+    if ((c = memcmp((const char *)k->mv_data + alen, b, m)) != 0)
+        return c;
+    return rest < blen ? -1 : rest > blen ? 1 : 0;
+}
+
+int br_store_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t prefix_len, br_str_t last, size_t n, br_name_cb cb,
+                  void *ctx, int *more)
+{
+    MDB_cursor *cur = NULL;
+    unsigned char seek[511]; /* LMDB's longest key */
+    MDB_val k, v;
+    int rc, ret = 0;
+    size_t done = 0;
+
+    *more = 0;
+    /* Pagination is a seek to "prefix last", never a walk from the start. A
+     * client's last may be longer than any key; seek to its longest possible
+     * prefix and step over what still sorts at or before it. */
+    k.mv_size = prefix_len + last.len < sizeof(seek) ? prefix_len + last.len : sizeof(seek);
+    memcpy(seek, prefix, prefix_len);
+    memcpy(seek + prefix_len, last.base, k.mv_size - prefix_len);
+    k.mv_data = seek;
+    if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
+        ret = br_store_mdb_err(rc, "cursor open");
+        goto Exit;
+    }
+    rc = mdb_cursor_get(cur, &k, &v, k.mv_size == 0 ? MDB_FIRST : MDB_SET_RANGE);
+    while (rc == 0 && last.len != 0 && cmp_concat(&k, prefix, prefix_len, last.base, last.len) <= 0)
+        rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
+            break;
+        if (done == n) {
+            *more = 1;
+            break;
+        }
+        ++done;
+        if (cb(ctx, br_str((const char *)k.mv_data + prefix_len, k.mv_size - prefix_len)) != 0)
+            break;
+    }
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+Exit:
+    if (cur != NULL)
+        mdb_cursor_close(cur);
+    return ret;
+}
+
+int br_repo_list(br_store_t *s, br_str_t last, size_t n, br_name_cb cb, void *ctx, int *more)
+{
+    MDB_txn *txn;
+    int ret;
+    *more = 0;
+    if ((ret = br_store_rtxn_begin(s, &txn)) != 0)
+        return ret;
+    ret = br_store_scan(txn, s->db_repos, NULL, 0, last, n, cb, ctx, more);
+    br_store_rtxn_end(s, txn);
+    return ret;
+}

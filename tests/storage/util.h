@@ -1,0 +1,78 @@
+/*
+ * Helpers shared by the storage tests: temporary store roots and file checks.
+ */
+#ifndef BR_TESTS_STORAGE_UTIL_H
+#define BR_TESTS_STORAGE_UTIL_H
+
+#define _XOPEN_SOURCE 700
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include "storage/storage.h"
+
+static int on_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)flag;
+    (void)ftw;
+    remove(path);
+    return 0;
+}
+
+static void rm_tree(const char *path)
+{
+    nftw(path, on_rm, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Creates a fresh directory under /tmp; buf holds its path. */
+static void make_root(char *buf, size_t size, const char *tag)
+{
+    snprintf(buf, size, "/tmp/berth-%s-XXXXXX", tag);
+    if (mkdtemp(buf) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+}
+
+/* Hashes the whole file at fd from its start; 0 or errno. */
+static int hash_fd(int fd, br_alg_t alg, br_digest_t *out)
+{
+    char buf[65536];
+    br_hash_t h;
+    ssize_t n;
+    br_hash_init(&h, alg);
+    if (lseek(fd, 0, SEEK_SET) != 0)
+        return errno;
+    while ((n = read(fd, buf, sizeof(buf))) > 0)
+        br_hash_update(&h, buf, (size_t)n);
+    if (n < 0)
+        return errno;
+    br_hash_peek(&h, out);
+    return 0;
+}
+
+/* Deterministic pseudo-random bytes from a seed (xorshift). */
+static void fill_bytes(unsigned char *p, size_t n, uint64_t seed)
+{
+    uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
+    for (size_t i = 0; i < n; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        p[i] = (unsigned char)x;
+    }
+}
+
+static br_digest_t digest_of(br_alg_t alg, const void *p, size_t n)
+{
+    br_digest_t d;
+    br_hash_buf(alg, p, n, &d);
+    return d;
+}
+
+#endif
