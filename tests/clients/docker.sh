@@ -122,6 +122,8 @@ ok "docker pull by digest" test $? -eq 0 || sed 's/^/#   /' "$BR_TMP/pull.out"
 is "$(dk image inspect --format '{{.Id}}' "$REG/docker/big@$pushed" 2>&1)" "$cfg" "pulled-by-digest image has the same ID"
 
 # --- second push: layers exist; other repository: mounted ------------------
+# (if a pull above failed, load the archive again so these checks still run)
+dk image inspect "$cfg" >/dev/null 2>&1 || { diag "image missing after pulls; loading it again"; dk load -i "$BR_TMP/big.tar" >/dev/null 2>&1; }
 ok "docker tag for a second push" dk tag "$cfg" "$REG/docker/big:v2"
 dk push "$REG/docker/big:v2" >"$BR_TMP/push2.out" 2>&1
 ok "second docker push" test $? -eq 0 || sed 's/^/#   /' "$BR_TMP/push2.out"

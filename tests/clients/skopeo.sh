@@ -72,6 +72,11 @@ ok "v2s2 blobs match" same_blobs_in_dir "$BR_TMP/out-docker/manifest.json" "$BR_
 ctype=$(curl -s -o /dev/null -w '%{content_type}' -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
     "$BR_URL/v2/clients/docker/manifests/v1")
 is "$ctype" "application/vnd.docker.distribution.manifest.v2+json" "GET serves v2s2 Content-Type"
+# containers/image sends one Accept header line per media type (OCI first); the
+# registry must read them all as one list (RFC 9110 5.3), not just the first.
+code=$(curl -s -o /dev/null -w '%{http_code}' -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+    -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' "$BR_URL/v2/clients/docker/manifests/v1")
+is "$code" 200 "GET v2s2 with Accept split over two header lines (OCI, then v2s2)"
 
 # --- 4. image index with --all -------------------------------------------
 want_i=$(layout_digest "$IMG_IDX" multi)
