@@ -84,6 +84,14 @@ static int txn_tag_set(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag,
 
 /* ---- put ------------------------------------------------------------------- */
 
+/* Appends s at *p (empty strings may have a NULL base, which memcpy must not see). */
+static void put_str(unsigned char **p, br_str_t s)
+{
+    if (s.len != 0)
+        memcpy(*p, s.base, s.len);
+    *p += s.len;
+}
+
 /* Counts refs and writes the manifest row and its referrer row. */
 static int txn_manifest_new(br_store_t *s, MDB_txn *txn, const br_manifest_put_t *m, MDB_val *mkey, const unsigned char *pd)
 {
@@ -101,8 +109,7 @@ static int txn_manifest_new(br_store_t *s, MDB_txn *txn, const br_manifest_put_t
     h.mt_len = (uint16_t)m->media_type.len;
     h.subj_len = (uint8_t)subj_len;
     p = buf + sizeof(h);
-    memcpy(p, m->media_type.base, m->media_type.len);
-    p += m->media_type.len;
+    put_str(&p, m->media_type);
     memcpy(p, subj, subj_len);
     p += subj_len;
     for (size_t i = 0; i < m->num_refs; i++) {
@@ -132,12 +139,9 @@ static int txn_manifest_new(br_store_t *s, MDB_txn *txn, const br_manifest_put_t
         p = buf;
         memcpy(p, &r, sizeof(r));
         p += sizeof(r);
-        memcpy(p, m->media_type.base, m->media_type.len);
-        p += m->media_type.len;
-        memcpy(p, m->artifact_type.base, m->artifact_type.len);
-        p += m->artifact_type.len;
-        memcpy(p, m->annotations.base, m->annotations.len);
-        p += m->annotations.len;
+        put_str(&p, m->media_type);
+        put_str(&p, m->artifact_type);
+        put_str(&p, m->annotations);
         v.mv_size = (size_t)(p - buf);
         v.mv_data = buf;
         if ((rc = mdb_put(txn, s->db_referrers, &k, &v, 0)) != 0) {

@@ -94,7 +94,8 @@ void br_key_add(br_key_t *k, const void *p, size_t len)
 {
     if (len > sizeof(k->buf) - k->len)
         len = sizeof(k->buf) - k->len;
-    memcpy(k->buf + k->len, p, len);
+    if (len != 0) /* empty strings may come with a NULL base */
+        memcpy(k->buf + k->len, p, len);
     k->len += len;
 }
 
@@ -501,7 +502,7 @@ int br_repo_exists(br_store_t *s, br_str_t repo)
 static int cmp_concat(const MDB_val *k, const void *a, size_t alen, const void *b, size_t blen)
 {
     size_t n = k->mv_size < alen ? k->mv_size : alen;
-    int c = memcmp(k->mv_data, a, n);
+    int c = n != 0 ? memcmp(k->mv_data, a, n) : 0;
     if (c != 0 || k->mv_size <= alen)
         return c != 0 ? c : k->mv_size < alen + blen ? -1 : 0;
     size_t rest = k->mv_size - alen, m = rest < blen ? rest : blen;
@@ -524,8 +525,10 @@ int br_store_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t prefix_l
      * client's last may be longer than any key; seek to its longest possible
      * prefix and step over what still sorts at or before it. */
     k.mv_size = prefix_len + last.len < sizeof(seek) ? prefix_len + last.len : sizeof(seek);
-    memcpy(seek, prefix, prefix_len);
-    memcpy(seek + prefix_len, last.base, k.mv_size - prefix_len);
+    if (prefix_len != 0) /* memcpy from NULL is undefined even for 0 bytes */
+        memcpy(seek, prefix, prefix_len);
+    if (k.mv_size > prefix_len)
+        memcpy(seek + prefix_len, last.base, k.mv_size - prefix_len);
     k.mv_data = seek;
     if ((rc = mdb_cursor_open(txn, dbi, &cur)) != 0) {
         ret = br_store_mdb_err(rc, "cursor open");
@@ -535,7 +538,7 @@ int br_store_scan(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t prefix_l
     while (rc == 0 && last.len != 0 && cmp_concat(&k, prefix, prefix_len, last.base, last.len) <= 0)
         rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
     for (; rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0)
+        if (prefix_len != 0 && (k.mv_size < prefix_len || memcmp(k.mv_data, prefix, prefix_len) != 0))
             break;
         if (done == n) {
             *more = 1;

@@ -464,6 +464,8 @@ static void test_manifests(void)
     }
     r.stop = 1;
     pthread_join(th, NULL);
+    m = mput("m", body2, "v1", refs2, 3); /* the loop may end on either body */
+    put_fail += br_manifest_put(s, &m, &got) != 0;
     is_int(put_fail, 0, "%d retags", i);
     ok(r.reads >= 2000, "reader ran (%d reads)", r.reads);
     is_int(r.unknown_seen, 0, "a concurrent reader never saw the tag missing");
