@@ -1,1 +1,3 @@
 # tests for server/ (see tests/local.mk)
+TESTS += tests/server/blobs.sh
+EXTRA_DIST += tests/server/oci-lib.sh
