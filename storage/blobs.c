@@ -90,7 +90,7 @@ void br_blob_path(br_store_t *s, const br_digest_t *d, char *buf, size_t size)
 int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64_t size)
 {
     unsigned char pd[BR_PDIGEST_MAX];
-    br_blob_rec_t rec = {size, 0};
+    br_blob_rec_t rec = {size, 0, br_now()};
     MDB_val k = {br_pdigest_pack(d, pd), pd}, v = {sizeof(rec), &rec};
     int rc = mdb_put(txn, s->db_blobs, &k, &v, MDB_NOOVERWRITE);
     if (rc != 0 && rc != MDB_KEYEXIST)
@@ -119,6 +119,7 @@ int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_
     } else {
         rec.refs += (uint64_t)delta;
     }
+    rec.unref_at = rec.refs != 0 ? 0 : rec.unref_at != 0 ? rec.unref_at : br_now();
     v.mv_data = &rec;
     if ((rc = mdb_put(txn, s->db_blobs, &k, &v, 0)) != 0)
         return br_store_mdb_err(rc, "update blob");

@@ -37,10 +37,14 @@ static inline MDB_val br_key_val(br_key_t *k)
     return v;
 }
 
-/* Value of the blobs sub-database. */
+/* Value of the blobs sub-database. unref_at is when refs last became 0
+ * (seconds since the epoch), 0 while referenced: the collector's grace period
+ * starts there, so a blob that just lost its last reference, or was just
+ * stored and is about to be referenced, is not removed under a push. */
 typedef struct st_br_blob_rec_t {
     uint64_t size;
     uint64_t refs;
+    uint64_t unref_at;
 } br_blob_rec_t;
 
 /* Rows of the manifests and referrers sub-databases (layout in store.c). */

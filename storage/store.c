@@ -8,7 +8,7 @@
  *
  *   meta       "version"                → u32 schema version (1)
  *   repos      repo                     → empty          catalog, ordered by name
- *   blobs      D                        → {u64 size, u64 refs}
+ *   blobs      D                        → {u64 size, u64 refs, u64 unref_at}
  *   links      repo \0 D                → empty          repo may serve blob D
  *   manifests  repo \0 D                → {u64 size, u32 nrefs, u16 mt_len, u8 subj_len, u8 0}
  *                                          media type, subject D, counted refs D...

@@ -176,6 +176,9 @@ static int on_blob(verify_t *v, MDB_val *k, MDB_val *d)
     memset(&key, 0, sizeof(key));
     memcpy(key.b, k->mv_data, k->mv_size);
     size_t want = count_refs(v, &key);
+    if ((rec.refs == 0) != (rec.unref_at != 0))
+        return fail(v, "%s:%s refcount %llu but unreferenced since %llu", br_alg_name(dg.alg), dg.hex,
+                    (unsigned long long)rec.refs, (unsigned long long)rec.unref_at);
     if (rec.refs != want)
         return fail(v, "%s:%s refcount %llu, references %zu", br_alg_name(dg.alg), dg.hex, (unsigned long long)rec.refs, want);
     snprintf(name, sizeof(name), "%.2s/%s", dg.hex, dg.hex);
