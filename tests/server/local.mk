@@ -1,3 +1,4 @@
 # tests for server/ (see tests/local.mk)
 TESTS += tests/server/blobs.sh
 EXTRA_DIST += tests/server/oci-lib.sh
+TESTS += tests/server/base.sh
