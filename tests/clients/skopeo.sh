@@ -39,6 +39,7 @@ ok "big image has a layer >= 64 MiB ($big_size bytes)" test "$big_size" -ge $((6
 
 # --- 1. multi-layer OCI image in and out ---------------------------------
 want=$(layout_digest "$IMG_BIG" v1)
+big_layer=$(jq -r '.layers | max_by(.size) | .digest' "$(layout_blob "$IMG_BIG" "$want")")
 ok "copy OCI image in" sk copy -q --dest-tls-verify=false "oci:$IMG_BIG:v1" "docker://$REG/clients/big:v1"
 sk inspect --raw --tls-verify=false "docker://$REG/clients/big:v1" >"$BR_TMP/raw" 2>"$BR_TMP/err"
 is "$(digest_of "$BR_TMP/raw")" "$want" "inspect --raw: manifest bytes are the ones pushed"
@@ -136,7 +137,6 @@ ok "same repository: no blob upload started" \
 # The config blob is never mounted by skopeo 1.9: it is small and uploaded.
 sk copy --debug --dest-tls-verify=false "oci:$IMG_BIG:v1" "docker://$REG/clients/big-mounted:v1" >"$BR_TMP/mount.log" 2>&1
 ok "push same image to a second repository" test $? -eq 0
-big_layer=$(jq -r '.layers | max_by(.size) | .digest' "$BR_TMP/out-big/manifest.json")
 like "$(grep -F 'POST ' "$BR_TMP/mount.log" | grep -F "${big_layer#sha256:}")" \
     'POST [^ ]*/v2/clients/big-mounted/blobs/uploads/\?from=clients%2Fbig&mount=sha256%3A' \
     "second repository: skopeo asks to mount the 64 MiB layer (POST ?from=&mount=)"
