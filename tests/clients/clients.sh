@@ -17,6 +17,13 @@
 # insecure-free registries.conf, an accept-anything policy.json, a vfs
 # storage.conf). Every client step goes through `t` (timeout) so nothing hangs.
 #
+# Debian packages these scripts use (make check installs nothing; a script
+# whose client is missing skips itself): skopeo podman buildah umoci docker.io
+# containerd jq curl docker-registry, plus util-linux (unshare, mount) and
+# python3 (free_port in tests/lib.sh). No machine setup is needed: all client
+# configuration is private to the test (see _clients_setup_env and
+# private_ns), and the docker/ctr scripts start their own dockerd/containerd.
+#
 # Environment:
 #   BR_TEST_REGISTRY   "distribution" to test against docker-registry
 #   BR_CLIENT_TIMEOUT  seconds per client step (default 300)
