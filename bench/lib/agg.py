@@ -278,6 +278,8 @@ def main():
                     va="center", fontsize=6, color="#555555")
         if tgt:
             ax.plot([tgt], [y], marker="|", markersize=9, color="black", mew=2)
+    fig.text(0.01, 0.005, "green: every target of the line met; red: one missed (it may be the nginx, "
+             "loopback or SHA-256 one, see the table); grey: no target", fontsize=7, color="#444444")
     ax.set_xscale("log")
     ax.axvline(1, color="#333333", lw=0.8)
     ax.set_yticks(ys)
@@ -291,7 +293,7 @@ def main():
     lo = min([r["ratio"] for r in pr if r["ratio"]] + [0.05])
     hi = max([r["ratio"] for r in pr if r["ratio"]] + [100])
     ax.set_xlim(lo / 2, hi * 3)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.02, 1, 1))
     fig.savefig(a.out + ".png", dpi=130)
 
 
