@@ -2,3 +2,4 @@
 TESTS += tests/server/blobs.sh
 EXTRA_DIST += tests/server/oci-lib.sh
 TESTS += tests/server/base.sh
+TESTS += tests/server/manifests.sh
