@@ -33,6 +33,50 @@ void br_config_init(br_config_t *c)
     c->log.format = BR_LOG_TEXT;
     c->log.access_log = 1;
     c->http2 = 1;
+    c->auth.realm = br_strndup("berth", 5);
+    c->auth.bcrypt_cost = 10;
+    c->auth.max_failures = 5;
+    c->auth.failure_window_ms = 60 * 1000;
+    c->auth.token.issuer = br_strndup("berth", 5);
+    c->auth.token.expiration_s = 300;
+    c->auth.token.leeway_s = 60;
+}
+
+/* Frees or copies every string field of the auth section (the OPT/STRING rows
+ * of the key table under auth), so a new string key needs no code here. */
+static void auth_strings(br_config_t *dst, const br_config_t *src)
+{
+    for (const br_config_key_t *k = br_config_keys; k->name != NULL; k++) {
+        if (k->section == NULL || strncmp(k->section, "auth", 4) != 0 || (k->type != BR_CK_STRING && k->type != BR_CK_OPT_STRING))
+            continue;
+        char **d = (char **)((char *)dst + k->offset);
+        if (src == NULL) {
+            free(*d);
+        } else {
+            const char *v = *(char *const *)((const char *)src + k->offset);
+            *d = v != NULL ? br_strndup(v, strlen(v)) : NULL;
+        }
+    }
+}
+
+static char **copy_strv(char *const *v, size_t n)
+{
+    char **out = br_calloc(n + 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++)
+        out[i] = br_strndup(v[i], strlen(v[i]));
+    return out;
+}
+
+static br_config_rule_t *copy_rules(const br_config_rule_t *rules, size_t n)
+{
+    br_config_rule_t *out = br_calloc(n + 1, sizeof(*out));
+    for (size_t i = 0; i < n; i++) {
+        out[i] = rules[i];
+        out[i].repository = br_strndup(rules[i].repository, strlen(rules[i].repository));
+        out[i].users = copy_strv(rules[i].users, rules[i].num_users);
+        out[i].groups = copy_strv(rules[i].groups, rules[i].num_groups);
+    }
+    return out;
 }
 
 void br_config_dispose(br_config_t *c)
@@ -43,6 +87,10 @@ void br_config_dispose(br_config_t *c)
     free(c->tls.certificate);
     free(c->tls.key);
     free(c->tls.client_ca);
+    auth_strings(c, NULL);
+    br_config__groups_free(c->auth.groups, c->auth.num_groups);
+    br_config__rules_free(c->auth.anonymous, c->auth.num_anonymous);
+    br_config__rules_free(c->auth.rules, c->auth.num_rules);
     memset(c, 0, sizeof(*c));
 }
 
@@ -60,6 +108,16 @@ void br_config__copy(br_config_t *dst, const br_config_t *src)
     dst->tls.certificate = dup_or_null(src->tls.certificate);
     dst->tls.key = dup_or_null(src->tls.key);
     dst->tls.client_ca = dup_or_null(src->tls.client_ca);
+    auth_strings(dst, src);
+    dst->auth.groups = br_calloc(src->auth.num_groups + 1, sizeof(*dst->auth.groups));
+    for (size_t i = 0; i < src->auth.num_groups; i++) {
+        const br_config_group_t *g = &src->auth.groups[i];
+        dst->auth.groups[i].name = dup_or_null(g->name);
+        dst->auth.groups[i].members = copy_strv(g->members, g->num_members);
+        dst->auth.groups[i].num_members = g->num_members;
+    }
+    dst->auth.anonymous = copy_rules(src->auth.anonymous, src->auth.num_anonymous);
+    dst->auth.rules = copy_rules(src->auth.rules, src->auth.num_rules);
 }
 
 int br_config_validate(const br_config_t *c, char *err, size_t errsize)

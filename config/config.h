@@ -32,6 +32,30 @@
  *     key: /path/key.pem
  *     client_ca: /path/ca.pem               # optional: verify client certificates
  *
+ *   auth:                                   # absent = no authentication (everything allowed)
+ *     realm: berth                          # Basic realm
+ *     htpasswd: /etc/berth/htpasswd         # bcrypt ($2y$/$2b$) user:hash lines
+ *     bcrypt_cost: 10                       # for `berth hash-password`
+ *     max_failures: 5                       # failed logins per client address before back-off
+ *     failure_window: 1m
+ *     admin_group: admins                   # every action on every repository
+ *     groups: {admins: [alice], ci: [buildbot]}
+ *     anonymous: [{repository: "public-**", actions: [pull]}]
+ *     rules:
+ *       - {repository: "**", users: [bob], groups: [ci], actions: [pull, push]}
+ *     token:                                # absent = Basic only
+ *       realm: https://registry.example.com/token
+ *       path: /token                        # berth's own issuer; empty = none
+ *       service: registry.example.com
+ *       issuer: berth
+ *       key: /etc/berth/token.key           # ES256 or RS256 private key (PEM)
+ *       certificate: ~                      # x5c
+ *       expiration: 5m
+ *       trusted_certificates: ~             # PEM bundle of external issuers
+ *       jwks: ~                             # JWKS file of external issuers
+ *       leeway: 60s
+ * (auth/auth.h documents the meaning of each auth key.)
+ *
  * Sizes accept plain bytes or KiB/MiB/GiB/TiB (and KB/MB/GB = powers of 1000);
  * durations accept ms, s, m, h, d or plain seconds.
  */
@@ -48,6 +72,29 @@ typedef struct st_br_listen_t {
     char *host; /* literal address, no brackets; "" means any (0.0.0.0) */
     uint16_t port;
 } br_listen_t;
+
+/* Actions an access rule grants (auth/). */
+#define BR_ACTION_PULL 1u
+#define BR_ACTION_PUSH 2u
+#define BR_ACTION_DELETE 4u
+#define BR_ACTION_ALL (BR_ACTION_PULL | BR_ACTION_PUSH | BR_ACTION_DELETE)
+
+/* One auth rule: who (users, groups; both empty in the anonymous list) may do
+ * which actions on the repositories matching a glob. */
+typedef struct st_br_config_rule_t {
+    char *repository; /* glob: '*' within a path component, '**' across */
+    char **users;
+    size_t num_users;
+    char **groups;
+    size_t num_groups;
+    unsigned actions; /* BR_ACTION_* */
+} br_config_rule_t;
+
+typedef struct st_br_config_group_t {
+    char *name;
+    char **members;
+    size_t num_members;
+} br_config_group_t;
 
 typedef struct st_br_config_t {
     br_listen_t listen[BR_CONFIG_MAX_LISTEN];
@@ -85,6 +132,34 @@ typedef struct st_br_config_t {
         char *key;
         char *client_ca;
     } tls;
+
+    struct {
+        int enabled; /* an 'auth' mapping in the file, or any BERTH_AUTH_* variable */
+        char *realm;
+        char *htpasswd;
+        unsigned bcrypt_cost;
+        unsigned max_failures; /* 0 = no back-off */
+        uint64_t failure_window_ms;
+        char *admin_group;
+        br_config_group_t *groups;
+        size_t num_groups;
+        br_config_rule_t *anonymous;
+        size_t num_anonymous;
+        br_config_rule_t *rules;
+        size_t num_rules;
+        struct {
+            char *realm; /* NULL = Basic only */
+            char *path;
+            char *service;
+            char *issuer;
+            char *key;
+            char *certificate;
+            uint64_t expiration_s;
+            char *trusted_certificates;
+            char *jwks;
+            uint64_t leeway_s;
+        } token;
+    } auth;
 } br_config_t;
 
 /* Fills c with the embedded defaults. Strings in c are heap-allocated; free with
@@ -104,7 +179,9 @@ int br_config_load_file(br_config_t *c, const char *path, char *err, size_t errs
 int br_config_load_env(br_config_t *c, char **envp, char *err, size_t errsize);
 
 /* Cross-field checks that only make sense once every source has been applied:
- * tls.certificate and tls.key come as a pair, and tls.client_ca needs them.
+ * tls.certificate and tls.key come as a pair, and tls.client_ca needs them;
+ * auth.token needs a service, an issuer and something to verify tokens with,
+ * its own issuer (path) needs a key, and named groups must exist.
  * Call it after br_config_init, br_config_load_file and br_config_load_env, and
  * before using c. Returns 0, or BR_E_CONFIG with a message (no position: the
  * values may come from the file, the environment or both) in err (errsize

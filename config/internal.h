@@ -23,10 +23,15 @@ typedef enum {
     BR_CK_OPT_STRING,  /* char *, heap-owned; null/empty means unset (NULL) */
     BR_CK_LOG_LEVEL,   /* br_log_level_t */
     BR_CK_LOG_FORMAT,  /* br_log_format_t */
+    /* Structured values, YAML only (the environment refuses them). The field is
+     * the array pointer, immediately followed by its size_t count. */
+    BR_CK_GROUPS,     /* br_config_group_t[]: mapping of group name to list of users */
+    BR_CK_RULES,      /* br_config_rule_t[]: list of {repository, users, groups, actions} */
+    BR_CK_ANON_RULES, /* br_config_rule_t[]: list of {repository, actions} */
 } br_config_type_t;
 
 typedef struct st_br_config_key_t {
-    const char *section; /* NULL for a top-level key */
+    const char *section; /* NULL for a top-level key; "a.b" for a section inside section a */
     const char *name;    /* key inside its section */
     br_config_type_t type;
     size_t offset; /* offsetof(br_config_t, field) */
@@ -35,12 +40,13 @@ typedef struct st_br_config_key_t {
 
 /* The table, terminated by an entry whose name is NULL. Its size is fixed so
  * that front ends can keep per-key arrays; a row too many fails to compile. */
-#define BR_CONFIG_NUM_KEYS 21
+#define BR_CONFIG_NUM_KEYS 40
 extern const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1];
 
 /* Looks up a key by section (NULL = top level) and name; NULL when unknown. */
 const br_config_key_t *br_config__find(const char *section, const char *name, size_t namelen);
-/* 1 when name is the name of a section (a key whose value is a mapping). */
+/* 1 when name is the full name of a section (a key whose value is a mapping),
+ * e.g. "tls" or "auth.token". */
 int br_config__is_section(const char *name, size_t namelen);
 /* Writes "section.name" (or "name") into buf; returns buf. */
 const char *br_config__display(const br_config_key_t *k, char *buf, size_t bufsize);
@@ -56,6 +62,16 @@ const char *br_config__env_name(const br_config_key_t *k, char *buf, size_t bufs
 int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, size_t len, int is_null, char *err, size_t errsize);
 /* Writes the type error for k ("'name' must be ...") into err; returns BR_E_CONFIG. */
 int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize);
+
+/* Parses one action name (pull, push, delete, or * for all three) into its
+ * BR_ACTION_* bits; 0 when unknown. */
+unsigned br_config__action(const char *s, size_t len);
+/* 1 when s (len bytes) is a usable repository glob: repository-name characters
+ * [a-z0-9._/-] and '*', no "***", not empty, no empty path component. */
+int br_config__glob_valid(const char *s, size_t len);
+/* Frees a rule/group array and its strings. */
+void br_config__rules_free(br_config_rule_t *rules, size_t n);
+void br_config__groups_free(br_config_group_t *groups, size_t n);
 
 /* Builds a listen list one address at a time (YAML sequences report each bad
  * item at its own position), then installs it with br_config__listen_commit,

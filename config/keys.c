@@ -44,6 +44,27 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {"tls", "certificate", BR_CK_OPT_STRING, F(tls.certificate), 0, 0},
     {"tls", "key", BR_CK_OPT_STRING, F(tls.key), 0, 0},
     {"tls", "client_ca", BR_CK_OPT_STRING, F(tls.client_ca), 0, 0},
+    {"auth", "realm", BR_CK_STRING, F(auth.realm), 0, 0},
+    {"auth", "htpasswd", BR_CK_OPT_STRING, F(auth.htpasswd), 0, 0},
+    /* bcrypt's own bounds; each step doubles the cost of every login. */
+    {"auth", "bcrypt_cost", BR_CK_UINT, F(auth.bcrypt_cost), 4, 31},
+    {"auth", "max_failures", BR_CK_UINT, F(auth.max_failures), 0, 1000},
+    {"auth", "failure_window", BR_CK_DURATION_MS, F(auth.failure_window_ms), 1000, NO_MAX},
+    {"auth", "admin_group", BR_CK_OPT_STRING, F(auth.admin_group), 0, 0},
+    {"auth", "groups", BR_CK_GROUPS, F(auth.groups), 0, 0},
+    {"auth", "anonymous", BR_CK_ANON_RULES, F(auth.anonymous), 0, 0},
+    {"auth", "rules", BR_CK_RULES, F(auth.rules), 0, 0},
+    {"auth.token", "realm", BR_CK_OPT_STRING, F(auth.token.realm), 0, 0},
+    {"auth.token", "path", BR_CK_OPT_STRING, F(auth.token.path), 0, 0},
+    {"auth.token", "service", BR_CK_OPT_STRING, F(auth.token.service), 0, 0},
+    {"auth.token", "issuer", BR_CK_STRING, F(auth.token.issuer), 0, 0},
+    {"auth.token", "key", BR_CK_OPT_STRING, F(auth.token.key), 0, 0},
+    {"auth.token", "certificate", BR_CK_OPT_STRING, F(auth.token.certificate), 0, 0},
+    /* Tokens are re-fetched by clients as needed; a day is already generous. */
+    {"auth.token", "expiration", BR_CK_DURATION_S, F(auth.token.expiration_s), 1000, 86400 * 1000},
+    {"auth.token", "trusted_certificates", BR_CK_OPT_STRING, F(auth.token.trusted_certificates), 0, 0},
+    {"auth.token", "jwks", BR_CK_OPT_STRING, F(auth.token.jwks), 0, 0},
+    {"auth.token", "leeway", BR_CK_DURATION_S, F(auth.token.leeway_s), 0, 3600 * 1000},
     {NULL, NULL, 0, 0, 0, 0},
 };
 
@@ -138,7 +159,11 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
         break;
     case BR_CK_DURATION_MS:
     case BR_CK_DURATION_S:
-        if (k->min == 0) {
+        if (k->max != NO_MAX) {
+            format_duration(k->min, lo, sizeof(lo));
+            format_duration(k->max, hi, sizeof(hi));
+            snprintf(err, errsize, "'%s' must be a duration from %s to %s (ms, s, m, h, d; plain number = seconds)", name, lo, hi);
+        } else if (k->min == 0) {
             snprintf(err, errsize, "'%s' must be a duration (ms, s, m, h, d; plain number = seconds)", name);
         } else {
             format_duration(k->min, lo, sizeof(lo));
@@ -157,8 +182,78 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
     case BR_CK_LOG_FORMAT:
         snprintf(err, errsize, "'%s' must be text or json", name);
         break;
+    case BR_CK_GROUPS:
+        snprintf(err, errsize, "'%s' must be a mapping of group names to lists of user names", name);
+        break;
+    case BR_CK_RULES:
+        snprintf(err, errsize, "'%s' must be a list of {repository, users, groups, actions} mappings", name);
+        break;
+    case BR_CK_ANON_RULES:
+        snprintf(err, errsize, "'%s' must be a list of {repository, actions} mappings", name);
+        break;
     }
     return BR_E_CONFIG;
+}
+
+unsigned br_config__action(const char *s, size_t len)
+{
+    static const struct {
+        const char *name;
+        unsigned bits;
+    } actions[] = {{"pull", BR_ACTION_PULL}, {"push", BR_ACTION_PUSH}, {"delete", BR_ACTION_DELETE}, {"*", BR_ACTION_ALL}};
+    for (size_t i = 0; i < sizeof(actions) / sizeof(actions[0]); i++)
+        if (name_eq(actions[i].name, s, len))
+            return actions[i].bits;
+    return 0;
+}
+
+int br_config__glob_valid(const char *s, size_t len)
+{
+    if (len == 0 || len > BR_NAME_MAX)
+        return 0;
+    size_t stars = 0;
+    for (size_t i = 0; i < len; i++) {
+        char ch = s[i];
+        if (ch == '*') {
+            /* "***" has no meaning of its own; refusing it keeps the matcher simple. */
+            if (++stars > 2)
+                return 0;
+            continue;
+        }
+        stars = 0;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-' || ch == '/'))
+            return 0;
+        /* An empty path component can match no repository name. */
+        if (ch == '/' && (i == 0 || i + 1 == len || s[i + 1] == '/'))
+            return 0;
+    }
+    return 1;
+}
+
+static void free_strv(char **v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        free(v[i]);
+    free(v);
+}
+
+void br_config__rules_free(br_config_rule_t *rules, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(rules[i].repository);
+        free_strv(rules[i].users, rules[i].num_users);
+        free_strv(rules[i].groups, rules[i].num_groups);
+    }
+    free(rules);
+}
+
+void br_config__groups_free(br_config_group_t *groups, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(groups[i].name);
+        free_strv(groups[i].members, groups[i].num_members);
+    }
+    free(groups);
 }
 
 /* Strict decimal: digits only, no sign, no spaces, no overflow. */
@@ -286,6 +381,11 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
      * a path short. */
     if (memchr(value, '\0', len) != NULL)
         return br_config__type_error(k, err, errsize);
+    if (k->type == BR_CK_GROUPS || k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES) {
+        char name[128];
+        snprintf(err, errsize, "'%s' can only be set in the YAML file", br_config__display(k, name, sizeof(name)));
+        return BR_E_CONFIG;
+    }
     if (is_null) {
         if (k->type != BR_CK_OPT_STRING)
             return br_config__type_error(k, err, errsize);
@@ -293,6 +393,11 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
         *(char **)field = NULL;
         return 0;
     }
+
+    /* Any auth key, from either front end, turns authentication on: a lone
+     * BERTH_AUTH_HTPASSWD must not be silently ignored. */
+    if (k->section != NULL && strncmp(k->section, "auth", 4) == 0)
+        c->auth.enabled = 1;
 
     switch (k->type) {
     case BR_CK_LISTEN:
@@ -344,13 +449,91 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
         *(br_log_format_t *)field = (br_log_format_t)(BR_LOG_TEXT + b);
         return 0;
     }
+    case BR_CK_GROUPS:
+    case BR_CK_RULES:
+    case BR_CK_ANON_RULES:
+        break; /* refused above */
     }
     return br_config__type_error(k, err, errsize);
+}
+
+static const br_config_group_t *find_group(const br_config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->auth.num_groups; i++)
+        if (strcmp(c->auth.groups[i].name, name) == 0)
+            return &c->auth.groups[i];
+    return NULL;
+}
+
+/* The first auth.token string key other than realm (and issuer, which has a
+ * default) that is set, or NULL. */
+static const char *first_token_key_set(const br_config_t *c)
+{
+    for (const br_config_key_t *k = br_config_keys; k->name != NULL; k++) {
+        if (k->section == NULL || strcmp(k->section, "auth.token") != 0 || k->type != BR_CK_OPT_STRING ||
+            strcmp(k->name, "realm") == 0)
+            continue;
+        if (*(char *const *)((const char *)c + k->offset) != NULL)
+            return k->name;
+    }
+    return NULL;
+}
+
+/* Cross-field checks of the auth section: a misspelt group name or a half
+ * configured token section would otherwise show up only as refused logins. */
+static int check_auth(const br_config_t *c, const char **culprit_section, const char **culprit, char *err, size_t errsize)
+{
+    const typeof(c->auth.token) *t = &c->auth.token;
+    const char *present = NULL, *missing = NULL;
+
+    *culprit_section = "auth";
+    if (c->auth.admin_group != NULL && find_group(c, c->auth.admin_group) == NULL) {
+        *culprit = "admin_group";
+        snprintf(err, errsize, "'auth.admin_group' names group '%s', which 'auth.groups' does not define", c->auth.admin_group);
+        return BR_E_CONFIG;
+    }
+    for (size_t i = 0; i < c->auth.num_rules; i++) {
+        for (size_t j = 0; j < c->auth.rules[i].num_groups; j++) {
+            if (find_group(c, c->auth.rules[i].groups[j]) == NULL) {
+                *culprit = "rules";
+                snprintf(err, errsize, "'auth.rules' names group '%s', which 'auth.groups' does not define",
+                         c->auth.rules[i].groups[j]);
+                return BR_E_CONFIG;
+            }
+        }
+    }
+
+    *culprit_section = "auth.token";
+    if (t->realm != NULL && t->service == NULL)
+        present = "realm", missing = "service";
+    else if (t->realm != NULL && t->key == NULL && t->trusted_certificates == NULL && t->jwks == NULL)
+        present = "realm", missing = "key";
+    else if (t->realm == NULL && (present = first_token_key_set(c)) != NULL)
+        missing = "realm";
+    else if (t->path != NULL && t->key == NULL)
+        present = "path", missing = "key";
+    else if (t->certificate != NULL && t->key == NULL)
+        present = "certificate", missing = "key";
+    else if (t->path != NULL && t->path[0] != '/') {
+        *culprit = "path";
+        snprintf(err, errsize, "'auth.token.path' must start with '/'");
+        return BR_E_CONFIG;
+    }
+    if (present == NULL)
+        return 0;
+    *culprit = present;
+    snprintf(err, errsize, "'auth.token.%s' is set but 'auth.token.%s' is not", present, missing);
+    return BR_E_CONFIG;
 }
 
 int br_config__check(const br_config_t *c, const br_config_key_t **culprit, char *err, size_t errsize)
 {
     const char *missing = NULL, *present = NULL;
+    const char *auth_section, *auth_key;
+    if (check_auth(c, &auth_section, &auth_key, err, errsize) != 0) {
+        *culprit = br_config__find(auth_section, auth_key, strlen(auth_key));
+        return BR_E_CONFIG;
+    }
     if (c->tls.certificate != NULL && c->tls.key == NULL) {
         present = "certificate";
         missing = "key";

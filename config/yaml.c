@@ -4,7 +4,8 @@
  * rather than events because every node keeps its start mark, which is what an
  * error message points at, and because duplicate keys are easy to see in a
  * finished mapping. Aliases are resolved by libyaml into shared nodes; the walk
- * is bounded by the two-level schema, so an alias bomb costs nothing.
+ * is bounded by the schema (sections, then at most rule lists of mappings of
+ * scalar lists), so an alias bomb costs nothing.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -69,6 +70,194 @@ Exit:
     return ret;
 }
 
+/* The earlier key of map equal to the key of pair p, or NULL: later keys would
+ * silently win, and a duplicate is nearly always a merge mistake. */
+static const yaml_node_t *earlier_key(struct st_yaml_ctx_t *ctx, const yaml_node_t *map, const yaml_node_pair_t *p)
+{
+    const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key);
+    for (yaml_node_pair_t *prev = map->data.mapping.pairs.start; prev < p; prev++) {
+        const yaml_node_t *pk = yaml_document_get_node(ctx->doc, prev->key);
+        if (pk->type == YAML_SCALAR_NODE && key->type == YAML_SCALAR_NODE && pk->data.scalar.length == key->data.scalar.length &&
+            memcmp(pk->data.scalar.value, key->data.scalar.value, key->data.scalar.length) == 0)
+            return pk;
+    }
+    return NULL;
+}
+
+static int scalar_is(const yaml_node_t *n, const char *s)
+{
+    return n->type == YAML_SCALAR_NODE && n->data.scalar.length == strlen(s) && memcmp(n->data.scalar.value, s, strlen(s)) == 0;
+}
+
+/* A non-empty scalar string without NUL. */
+static int is_word(const yaml_node_t *n)
+{
+    return n->type == YAML_SCALAR_NODE && !is_null(n) && n->data.scalar.length != 0 &&
+           memchr(n->data.scalar.value, '\0', n->data.scalar.length) == NULL;
+}
+
+/* Reads one string or a list of strings (null = empty list) into a new
+ * NULL-terminated vector; what names the list in messages. */
+static int read_words(struct st_yaml_ctx_t *ctx, const char *what, const yaml_node_t *v, char ***out, size_t *n)
+{
+    const yaml_node_t *one[1] = {v};
+    size_t count = v->type == YAML_SEQUENCE_NODE ? (size_t)(v->data.sequence.items.top - v->data.sequence.items.start)
+                   : is_null(v)                  ? 0
+                                                 : 1;
+    char **words = br_calloc(count + 1, sizeof(*words));
+    int ret = 0;
+    *n = 0;
+    for (size_t i = 0; i < count; i++) {
+        const yaml_node_t *item = v->type == YAML_SEQUENCE_NODE ? yaml_document_get_node(ctx->doc, v->data.sequence.items.start[i])
+                                                                : one[0];
+        if (!is_word(item)) {
+            ret = fail_at(ctx, item->start_mark, "'%s' must be a non-empty string or a list of them", what);
+            goto Exit;
+        }
+        words[(*n)++] = br_strndup((const char *)item->data.scalar.value, item->data.scalar.length);
+    }
+Exit:
+    if (ret != 0) {
+        for (size_t i = 0; i < *n; i++)
+            free(words[i]);
+        free(words);
+        words = NULL;
+        *n = 0;
+    }
+    *out = words;
+    return ret;
+}
+
+/* One item of auth.rules or auth.anonymous into r (fields owned by r, also on error). */
+static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int anonymous, const yaml_node_t *item, br_config_rule_t *r)
+{
+    const yaml_node_t *seen_actions = NULL;
+    char **actions = NULL;
+    size_t num_actions = 0;
+    int ret = 0;
+
+    if (item->type != YAML_MAPPING_NODE)
+        return fail_at(ctx, item->start_mark, "'%s' items must be mappings", list);
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top; p++) {
+        const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key), *v = yaml_document_get_node(ctx->doc, p->value);
+        const yaml_node_t *prev = earlier_key(ctx, item, p);
+        if (key->type != YAML_SCALAR_NODE)
+            return fail_at(ctx, key->start_mark, "keys must be plain strings");
+        if (prev != NULL)
+            return fail_at(ctx, key->start_mark, "duplicate key '%s' in '%s' item (first at line %zu)",
+                           (const char *)key->data.scalar.value, list, prev->start_mark.line + 1);
+        if (scalar_is(key, "repository")) {
+            if (!is_word(v) || !br_config__glob_valid((const char *)v->data.scalar.value, v->data.scalar.length))
+                return fail_at(ctx, v->start_mark,
+                               "'repository' must be a repository glob ([a-z0-9._/-], '*' within a path component, '**' across)");
+            r->repository = br_strndup((const char *)v->data.scalar.value, v->data.scalar.length);
+        } else if (!anonymous && scalar_is(key, "users")) {
+            if ((ret = read_words(ctx, "users", v, &r->users, &r->num_users)) != 0)
+                return ret;
+        } else if (!anonymous && scalar_is(key, "groups")) {
+            if ((ret = read_words(ctx, "groups", v, &r->groups, &r->num_groups)) != 0)
+                return ret;
+        } else if (scalar_is(key, "actions")) {
+            if ((ret = read_words(ctx, "actions", v, &actions, &num_actions)) != 0)
+                return ret;
+            seen_actions = v;
+            for (size_t i = 0; i < num_actions && ret == 0; i++) {
+                unsigned bits = br_config__action(actions[i], strlen(actions[i]));
+                if (bits == 0)
+                    ret = fail_at(ctx, v->start_mark, "'actions' must be pull, push, delete or *, not '%s'", actions[i]);
+                r->actions |= bits;
+            }
+            for (size_t i = 0; i < num_actions; i++)
+                free(actions[i]);
+            free(actions);
+            if (ret != 0)
+                return ret;
+        } else {
+            return fail_at(ctx, key->start_mark, "unknown key '%s' in '%s' item", (const char *)key->data.scalar.value, list);
+        }
+    }
+    if (r->repository == NULL)
+        return fail_at(ctx, item->start_mark, "'%s' item needs 'repository'", list);
+    if (seen_actions == NULL)
+        return fail_at(ctx, item->start_mark, "'%s' item needs 'actions'", list);
+    if (r->users == NULL)
+        r->users = br_calloc(1, sizeof(char *));
+    if (r->groups == NULL)
+        r->groups = br_calloc(1, sizeof(char *));
+    return 0;
+}
+
+/* auth.rules / auth.anonymous: a list of rule mappings, replacing the list. */
+static int apply_rules(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *v)
+{
+    char name[128], msg[256];
+    br_config__display(k, name, sizeof(name));
+    if (v->type != YAML_SEQUENCE_NODE && !is_null(v)) {
+        br_config__type_error(k, msg, sizeof(msg));
+        return fail_at(ctx, v->start_mark, "%s", msg);
+    }
+    size_t count = is_null(v) ? 0 : (size_t)(v->data.sequence.items.top - v->data.sequence.items.start), n = 0;
+    br_config_rule_t *rules = br_calloc(count + 1, sizeof(*rules));
+    int ret = 0;
+    for (; n < count; n++) {
+        const yaml_node_t *item = yaml_document_get_node(ctx->doc, v->data.sequence.items.start[n]);
+        if ((ret = read_rule(ctx, name, k->type == BR_CK_ANON_RULES, item, &rules[n])) != 0) {
+            n++; /* the half-read rule is freed too */
+            goto Exit;
+        }
+    }
+    br_config_rule_t **field = (br_config_rule_t **)((char *)ctx->c + k->offset);
+    size_t *num = (size_t *)(field + 1);
+    br_config__rules_free(*field, *num);
+    *field = rules;
+    *num = n;
+    rules = NULL;
+Exit:
+    if (rules != NULL)
+        br_config__rules_free(rules, n);
+    return ret;
+}
+
+/* auth.groups: a mapping of group name to a list of user names. */
+static int apply_groups(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *v)
+{
+    char msg[256];
+    if (v->type != YAML_MAPPING_NODE && !is_null(v)) {
+        br_config__type_error(k, msg, sizeof(msg));
+        return fail_at(ctx, v->start_mark, "%s", msg);
+    }
+    size_t count = is_null(v) ? 0 : (size_t)(v->data.mapping.pairs.top - v->data.mapping.pairs.start), n = 0;
+    br_config_group_t *groups = br_calloc(count + 1, sizeof(*groups));
+    int ret = 0;
+    for (; n < count; n++) {
+        yaml_node_pair_t *p = v->data.mapping.pairs.start + n;
+        const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key), *members = yaml_document_get_node(ctx->doc, p->value);
+        const yaml_node_t *prev = earlier_key(ctx, v, p);
+        if (!is_word(key)) {
+            ret = fail_at(ctx, key->start_mark, "group names must be non-empty strings");
+            goto Exit;
+        }
+        if (prev != NULL) {
+            ret = fail_at(ctx, key->start_mark, "duplicate group '%s' in 'auth.groups' (first at line %zu)",
+                          (const char *)key->data.scalar.value, prev->start_mark.line + 1);
+            goto Exit;
+        }
+        groups[n].name = br_strndup((const char *)key->data.scalar.value, key->data.scalar.length);
+        if ((ret = read_words(ctx, "auth.groups", members, &groups[n].members, &groups[n].num_members)) != 0) {
+            n++;
+            goto Exit;
+        }
+    }
+    br_config__groups_free(ctx->c->auth.groups, ctx->c->auth.num_groups);
+    ctx->c->auth.groups = groups;
+    ctx->c->auth.num_groups = n;
+    groups = NULL;
+Exit:
+    if (groups != NULL)
+        br_config__groups_free(groups, n);
+    return ret;
+}
+
 static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *key, const yaml_node_t *v)
 {
     char msg[512];
@@ -78,6 +267,10 @@ static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, cons
 
     if (k->type == BR_CK_LISTEN && v->type == YAML_SEQUENCE_NODE)
         return apply_listen_sequence(ctx, v);
+    if (k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES)
+        return apply_rules(ctx, k, v);
+    if (k->type == BR_CK_GROUPS)
+        return apply_groups(ctx, k, v);
     if (v->type != YAML_SCALAR_NODE) {
         br_config__type_error(k, msg, sizeof(msg));
         return fail_at(ctx, v->start_mark, "%s", msg);
@@ -98,22 +291,23 @@ static int walk_mapping(struct st_yaml_ctx_t *ctx, const char *section, const ya
         size_t namelen = key->data.scalar.length;
         const char *in = section != NULL ? " in '" : "", *sec = section != NULL ? section : "", *q = section != NULL ? "'" : "";
 
-        /* Later keys would silently win; a duplicate is nearly always a merge
-         * mistake, so say where. */
-        for (yaml_node_pair_t *prev = map->data.mapping.pairs.start; prev < p; prev++) {
-            const yaml_node_t *pk = yaml_document_get_node(ctx->doc, prev->key);
-            if (pk->type == YAML_SCALAR_NODE && pk->data.scalar.length == namelen &&
-                memcmp(pk->data.scalar.value, name, namelen) == 0)
-                return fail_at(ctx, key->start_mark, "duplicate key '%.*s'%s%s%s (first at line %zu)", (int)namelen, name, in, sec,
-                               q, pk->start_mark.line + 1);
-        }
+        const yaml_node_t *pk = earlier_key(ctx, map, p);
+        if (pk != NULL)
+            return fail_at(ctx, key->start_mark, "duplicate key '%.*s'%s%s%s (first at line %zu)", (int)namelen, name, in, sec, q,
+                           pk->start_mark.line + 1);
 
-        if (section == NULL && br_config__is_section(name, namelen)) {
+        /* Sections nest one level more under auth ("auth.token"). */
+        char full[128];
+        snprintf(full, sizeof(full), "%s%s%.*s", sec, section != NULL ? "." : "", (int)namelen, name);
+        if (namelen < 64 && memchr(name, '.', namelen) == NULL && br_config__is_section(full, strlen(full))) {
             if (is_null(v)) /* "tls:" with every line below commented out */
                 continue;
             if (v->type != YAML_MAPPING_NODE)
-                return fail_at(ctx, v->start_mark, "'%.*s' must be a mapping", (int)namelen, name);
-            int ret = walk_mapping(ctx, name, v);
+                return fail_at(ctx, v->start_mark, "'%s' must be a mapping", full);
+            /* An auth mapping, even an empty one, turns authentication on. */
+            if (strcmp(full, "auth") == 0)
+                ctx->c->auth.enabled = 1;
+            int ret = walk_mapping(ctx, full, v);
             if (ret != 0)
                 return ret;
             continue;

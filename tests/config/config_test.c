@@ -86,6 +86,32 @@ static const char *config_diff(const br_config_t *a, const br_config_t *b)
         return "tls.key";
     if (STR_DIFF(a->tls.client_ca, b->tls.client_ca))
         return "tls.client_ca";
+    if (a->auth.enabled != b->auth.enabled)
+        return "auth.enabled";
+    for (const br_config_key_t *k = br_config_keys; k->name != NULL; k++) {
+        if (k->section == NULL || strncmp(k->section, "auth", 4) != 0)
+            continue;
+        const char *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
+        int differ = 0;
+        switch (k->type) {
+        case BR_CK_STRING:
+        case BR_CK_OPT_STRING:
+            differ = STR_DIFF(*(char *const *)pa, *(char *const *)pb);
+            break;
+        case BR_CK_UINT:
+            differ = *(const unsigned *)pa != *(const unsigned *)pb;
+            break;
+        case BR_CK_DURATION_MS:
+        case BR_CK_DURATION_S:
+            differ = *(const uint64_t *)pa != *(const uint64_t *)pb;
+            break;
+        default: /* lists: compare counts here, contents in test_auth */
+            differ = *(const size_t *)(pa + sizeof(void *)) != *(const size_t *)(pb + sizeof(void *));
+            break;
+        }
+        if (differ)
+            return k->name;
+    }
     return NULL;
 #undef STR_DIFF
 }
@@ -643,7 +669,13 @@ static void test_example(void)
     for (const br_config_key_t *k = br_config_keys; k->name != NULL; k++) {
         char needle[128];
         const char *at = text;
-        if (k->section != NULL) {
+        if (k->section != NULL && strncmp(k->section, "auth", 4) == 0) {
+            /* The auth section is documented commented out (it is off by default). */
+            at = strstr(text, "\n# auth:\n");
+            if (at != NULL && strcmp(k->section, "auth.token") == 0)
+                at = strstr(at, "\n#   token:\n");
+            snprintf(needle, sizeof(needle), "\n#%*s%s:", strcmp(k->section, "auth") == 0 ? 3 : 5, "", k->name);
+        } else if (k->section != NULL) {
             snprintf(needle, sizeof(needle), "\n%s:\n", k->section);
             at = strstr(text, needle);
             snprintf(needle, sizeof(needle), "\n  %s:", k->name);
@@ -654,6 +686,153 @@ static void test_example(void)
         char name[128];
         ok(found != NULL, "example file names '%s'", br_config__display(k, name, sizeof(name)));
     }
+}
+
+/* The auth section: every key, the rule lists, errors with positions, the
+ * environment, and the cross-field checks. */
+static void test_auth(void)
+{
+    static const char yaml[] = "auth:\n"
+                               "  realm: reg\n"
+                               "  htpasswd: /etc/berth/htpasswd\n"
+                               "  bcrypt_cost: 12\n"
+                               "  max_failures: 3\n"
+                               "  failure_window: 30s\n"
+                               "  admin_group: admins\n"
+                               "  groups:\n"
+                               "    admins: [alice]\n"
+                               "    ci: buildbot\n"
+                               "    empty:\n"
+                               "  anonymous: [{repository: \"public/**\", actions: [pull]}]\n"
+                               "  rules:\n"
+                               "    - {repository: \"team/**\", users: [bob], groups: [ci], actions: [pull, push]}\n"
+                               "    - repository: \"**\"\n"
+                               "      groups: [ci]\n"
+                               "      actions: ['*']\n"
+                               "    - {repository: \"secret/*\", actions: []}\n"
+                               "  token:\n"
+                               "    realm: https://r.example/token\n"
+                               "    path: /token\n"
+                               "    service: r.example\n"
+                               "    issuer: me\n"
+                               "    key: /k.pem\n"
+                               "    certificate: /c.pem\n"
+                               "    expiration: 10m\n"
+                               "    trusted_certificates: /ca.pem\n"
+                               "    jwks: /jwks.json\n"
+                               "    leeway: 5s\n";
+    br_config_t c, copy;
+    char err[512] = "";
+    is_int(load(&c, yaml, err, sizeof(err)), 0, "auth: every key loads");
+    if (err[0] != '\0')
+        printf("#   %s\n", err);
+    is_int(c.auth.enabled, 1, "auth: enabled by the section");
+    is_str(c.auth.realm, "reg", "auth.realm");
+    is_str(c.auth.htpasswd, "/etc/berth/htpasswd", "auth.htpasswd");
+    is_int(c.auth.bcrypt_cost, 12, "auth.bcrypt_cost");
+    is_int(c.auth.max_failures, 3, "auth.max_failures");
+    is_int(c.auth.failure_window_ms, 30000, "auth.failure_window");
+    is_str(c.auth.admin_group, "admins", "auth.admin_group");
+    is_int(c.auth.num_groups, 3, "auth.groups: three");
+    ok(c.auth.num_groups == 3 && c.auth.groups[1].num_members == 1 && strcmp(c.auth.groups[1].members[0], "buildbot") == 0,
+       "auth.groups: one string is a one-member list");
+    ok(c.auth.num_groups == 3 && c.auth.groups[2].num_members == 0, "auth.groups: null is empty");
+    ok(c.auth.num_anonymous == 1 && strcmp(c.auth.anonymous[0].repository, "public/**") == 0 &&
+           c.auth.anonymous[0].actions == BR_ACTION_PULL,
+       "auth.anonymous");
+    is_int(c.auth.num_rules, 3, "auth.rules: three");
+    ok(c.auth.num_rules == 3 && c.auth.rules[0].num_users == 1 && c.auth.rules[0].num_groups == 1 &&
+           c.auth.rules[0].actions == (BR_ACTION_PULL | BR_ACTION_PUSH),
+       "auth.rules[0]");
+    ok(c.auth.num_rules == 3 && c.auth.rules[1].actions == BR_ACTION_ALL && c.auth.rules[1].num_users == 0, "auth.rules[1]: *");
+    ok(c.auth.num_rules == 3 && c.auth.rules[2].actions == 0, "auth.rules[2]: no actions");
+    is_str(c.auth.token.realm, "https://r.example/token", "auth.token.realm");
+    is_str(c.auth.token.path, "/token", "auth.token.path");
+    is_str(c.auth.token.service, "r.example", "auth.token.service");
+    is_str(c.auth.token.issuer, "me", "auth.token.issuer");
+    is_str(c.auth.token.key, "/k.pem", "auth.token.key");
+    is_str(c.auth.token.certificate, "/c.pem", "auth.token.certificate");
+    is_int(c.auth.token.expiration_s, 600, "auth.token.expiration");
+    is_str(c.auth.token.trusted_certificates, "/ca.pem", "auth.token.trusted_certificates");
+    is_str(c.auth.token.jwks, "/jwks.json", "auth.token.jwks");
+    is_int(c.auth.token.leeway_s, 5, "auth.token.leeway");
+    is_int(br_config_validate(&c, err, sizeof(err)), 0, "auth: validates");
+    br_config__copy(&copy, &c);
+    ok(config_diff(&copy, &c) == NULL && copy.auth.rules != c.auth.rules && strcmp(copy.auth.rules[0].users[0], "bob") == 0,
+       "auth: deep copy");
+    br_config_dispose(&copy);
+
+    /* the environment sets the scalars, and refuses the lists */
+    const char *envp[] = {"BERTH_AUTH_TOKEN_LEEWAY=7s", "BERTH_AUTH_REALM=env", NULL};
+    is_int(br_config_load_env(&c, (char **)envp, err, sizeof(err)), 0, "auth: env over file");
+    ok(c.auth.token.leeway_s == 7 && strcmp(c.auth.realm, "env") == 0 && c.auth.num_rules == 3, "auth: env values, lists kept");
+    br_config_dispose(&c);
+    const char *rules_env[] = {"BERTH_AUTH_RULES=x", NULL};
+    br_config_init(&c);
+    is_int(br_config_load_env(&c, (char **)rules_env, err, sizeof(err)), BR_E_CONFIG, "auth: BERTH_AUTH_RULES refused");
+    is_str(err, "BERTH_AUTH_RULES: 'auth.rules' can only be set in the YAML file", "auth: BERTH_AUTH_RULES message");
+    br_config_dispose(&c);
+    const char *one_env[] = {"BERTH_AUTH_HTPASSWD=/h", NULL};
+    br_config_init(&c);
+    is_int(c.auth.enabled, 0, "auth: off by default");
+    is_int(br_config_load_env(&c, (char **)one_env, err, sizeof(err)), 0, "auth: BERTH_AUTH_HTPASSWD loads");
+    is_int(c.auth.enabled, 1, "auth: any BERTH_AUTH_ variable turns auth on");
+    br_config_dispose(&c);
+
+    is_int(load(&c, "auth: {}\n", err, sizeof(err)), 0, "auth: empty mapping loads");
+    is_int(c.auth.enabled, 1, "auth: empty mapping turns auth on");
+    br_config_dispose(&c);
+    is_int(load(&c, "auth:\n", err, sizeof(err)), 0, "auth: null section loads");
+    ok(is_default(&c), "auth: null section is no section");
+    br_config_dispose(&c);
+
+    expect_error("auth:\n  relm: x\n", "2:3: unknown key 'relm' in 'auth'", "auth: unknown key");
+    expect_error("auth:\n  token:\n    rlm: x\n", "3:5: unknown key 'rlm' in 'auth.token'", "auth.token: unknown key");
+    expect_error("token:\n  realm: x\n", "1:1: unknown key 'token'", "auth.token at top level");
+    expect_error("auth:\n  token: 5\n", "2:10: 'auth.token' must be a mapping", "auth.token a scalar");
+    expect_error("auth:\n  bcrypt_cost: 3\n", "2:16: 'auth.bcrypt_cost' must be an integer 4-31", "auth.bcrypt_cost too small");
+    expect_error("auth:\n  token:\n    expiration: 2d\n",
+                 "3:17: 'auth.token.expiration' must be a duration from 1s to 86400s (ms, s, m, h, d; plain number = seconds)",
+                 "auth.token.expiration too long");
+    expect_error("auth:\n  rules: 5\n", "2:10: 'auth.rules' must be a list of {repository, users, groups, actions} mappings",
+                 "auth.rules a scalar");
+    expect_error("auth:\n  rules: [5]\n", "2:11: 'auth.rules' items must be mappings", "auth.rules item a scalar");
+    expect_error("auth:\n  rules:\n    - {actions: [pull]}\n", "3:7: 'auth.rules' item needs 'repository'", "rule without repository");
+    expect_error("auth:\n  rules:\n    - {repository: a}\n", "3:7: 'auth.rules' item needs 'actions'", "rule without actions");
+    expect_error("auth:\n  rules:\n    - {repository: a, actions: [pull, pul]}\n",
+                 "3:32: 'actions' must be pull, push, delete or *, not 'pul'", "rule with a bad action");
+    expect_error("auth:\n  rules:\n    - {repository: A, actions: [pull]}\n",
+                 "3:20: 'repository' must be a repository glob ([a-z0-9._/-], '*' within a path component, '**' across)",
+                 "rule with a bad glob");
+    expect_error("auth:\n  rules:\n    - {repository: 'a/***', actions: [pull]}\n",
+                 "3:20: 'repository' must be a repository glob ([a-z0-9._/-], '*' within a path component, '**' across)",
+                 "rule with ***");
+    expect_error("auth:\n  rules:\n    - {repository: a, actions: [pull], user: [x]}\n",
+                 "3:40: unknown key 'user' in 'auth.rules' item", "rule with an unknown key");
+    expect_error("auth:\n  rules:\n    - {repository: a, repository: b, actions: [pull]}\n",
+                 "3:23: duplicate key 'repository' in 'auth.rules' item (first at line 3)", "rule with a duplicate key");
+    expect_error("auth:\n  rules:\n    - {repository: a, users: [[x]], actions: [pull]}\n",
+                 "3:31: 'users' must be a non-empty string or a list of them", "rule with a nested user list");
+    expect_error("auth:\n  anonymous:\n    - {repository: a, users: [x], actions: [pull]}\n",
+                 "3:23: unknown key 'users' in 'auth.anonymous' item", "anonymous rule with users");
+    expect_error("auth:\n  groups: [a]\n", "2:11: 'auth.groups' must be a mapping of group names to lists of user names",
+                 "groups a sequence");
+    expect_error("auth:\n  groups:\n    a: [x]\n    a: [y]\n", "4:5: duplicate group 'a' in 'auth.groups' (first at line 3)",
+                 "duplicate group");
+    expect_error("auth:\n  admin_group: admins\n", "2:3: 'auth.admin_group' names group 'admins', which 'auth.groups' does not define",
+                 "admin_group undefined");
+    expect_error("auth:\n  groups: {a: [x]}\n  rules:\n    - {repository: a, groups: [b], actions: [pull]}\n",
+                 "3:3: 'auth.rules' names group 'b', which 'auth.groups' does not define", "rule group undefined");
+    expect_error("auth:\n  token:\n    realm: https://x/t\n    key: /k\n",
+                 "3:5: 'auth.token.realm' is set but 'auth.token.service' is not", "token realm without service");
+    expect_error("auth:\n  token:\n    realm: https://x/t\n    service: x\n",
+                 "3:5: 'auth.token.realm' is set but 'auth.token.key' is not", "token realm without any key");
+    expect_error("auth:\n  token:\n    key: /k\n", "3:5: 'auth.token.key' is set but 'auth.token.realm' is not",
+                 "token key without realm");
+    expect_error("auth:\n  token:\n    realm: https://x/t\n    service: x\n    jwks: /j\n    path: /t\n",
+                 "6:5: 'auth.token.path' is set but 'auth.token.key' is not", "token path without key");
+    expect_error("auth:\n  token:\n    realm: https://x/t\n    service: x\n    key: /k\n    path: token\n",
+                 "6:5: 'auth.token.path' must start with '/'", "token path relative");
 }
 
 int main(void)
@@ -676,6 +855,7 @@ int main(void)
     br_config_dispose(&every);
     test_table();
     test_example();
+    test_auth();
 
     unlink(yaml_path);
     rmdir(tmpdir);
