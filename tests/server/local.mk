@@ -3,3 +3,4 @@ TESTS += tests/server/blobs.sh
 EXTRA_DIST += tests/server/oci-lib.sh
 TESTS += tests/server/base.sh
 TESTS += tests/server/manifests.sh
+TESTS += tests/server/restart.sh
