@@ -124,6 +124,26 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
     return 0;
 }
 
+/* All Accept header lines joined with ", ": containers/image sends one line
+ * per media type, dockerd in no fixed order. */
+static br_str_t accept_header(h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, -1);
+    if (i == -1)
+        return br_str("", 0);
+    ssize_t next = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, i);
+    if (next == -1)
+        return br_str(req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+    br_buf_t b = {NULL, 0, 0};
+    for (; i != -1; i = h2o_find_header(&req->headers, H2O_TOKEN_ACCEPT, i)) {
+        if (b.len != 0)
+            br_buf_append(&b, ", ", 2);
+        br_buf_append(&b, req->headers.entries[i].value.base, req->headers.entries[i].value.len);
+    }
+    h2o_iovec_t v = br_buf_to_pool(&b, req);
+    return br_str(v.base, v.len);
+}
+
 static int handle_get(h2o_req_t *req, const br_match_t *m)
 {
     br_digest_t d;
@@ -135,7 +155,7 @@ static int handle_get(h2o_req_t *req, const br_match_t *m)
         return br_send_error(req, r, NULL);
     br_str_t mt = br_cstr(rec.media_type);
     /* Never convert: a client that does not accept the stored type is told so. */
-    if (!br_accept_matches(br_req_header(req, H2O_TOKEN_ACCEPT), mt))
+    if (!br_accept_matches(accept_header(req), mt))
         return br_send_error_code(req, 404, "MANIFEST_UNKNOWN", "manifest unknown",
                                   br_pool_printf(req, "manifest is %s, which the Accept header does not allow", rec.media_type).base);
     int fd;

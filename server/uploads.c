@@ -85,29 +85,28 @@ static void release_written(upload_job_t *j)
 static void finish_job(upload_job_t *j)
 {
     h2o_req_t *req = j->req;
-    int err;
+    int err = 0, status;
     uint64_t size;
-    switch (j->op) {
-    case OP_PATCH:
-        if ((err = br_upload_save(j->up)) != 0)
-            goto Error;
-        add_upload_headers(req, j->name, j->up);
-        br_send(req, 202, NULL, "", 0);
-        break;
-    case OP_PUT:
-    case OP_MONOLITHIC:
-        if ((err = br_upload_commit(j->up, &j->digest, &size)) != 0)
-            goto Error;
-        send_created(req, j->name, &j->digest);
-        break;
+    /* The session is released before the response goes out: a client may send
+     * its next request (the final PUT) the moment it sees this one's answer,
+     * possibly to another thread, and must not find the upload busy. */
+    if (j->op == OP_PATCH) {
+        if ((err = br_upload_save(j->up)) == 0)
+            add_upload_headers(req, j->name, j->up);
+        status = 202;
+    } else {
+        err = br_upload_commit(j->up, &j->digest, &size);
+        status = 201;
     }
     br_upload_destroy(j->up);
     j->up = NULL;
-    return;
-Error:
-    br_upload_destroy(j->up);
-    j->up = NULL;
-    br_send_error(req, err, err == BR_E_DIGEST_INVALID ? "digest of the uploaded content does not match" : NULL);
+    if (err != 0) {
+        br_send_error(req, err, err == BR_E_DIGEST_INVALID ? "digest of the uploaded content does not match" : NULL);
+    } else if (status == 201) {
+        send_created(req, j->name, &j->digest);
+    } else {
+        br_send(req, 202, NULL, "", 0);
+    }
 }
 
 static void run_slice(br_deferred_t *d)
