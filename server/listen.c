@@ -260,12 +260,26 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             c->header_since_ms = 0;
         else if (c->header_since_ms == 0)
             c->header_since_ms = now;
+        int waiting = h1 != NULL && sock->_cb.read == h1 && (sock->input == NULL || sock->input->size == 0);
+        /* On shutdown, HTTP/1 keep-alive connections waiting for a request are
+         * closed now (h2o only stops keep-alive after a next request). */
+        if (br_srv.shutdown_requested && waiting) {
+            shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+            continue;
+        }
         int stale = now - c->last_active_ms >= idle && (sock->_cb.read != NULL || sock->input == NULL || sock->input->size == 0);
         int slow_headers = c->header_since_ms != 0 && now - c->header_since_ms >= BR_HEADER_TIMEOUT_MS;
         if (stale || slow_headers)
             shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
     }
     h2o_timeout_link(t->loop, &t->sweep_timeout, &t->sweep_entry);
+}
+
+void br_sweep_now(br_thread_t *t)
+{
+    if (h2o_timeout_is_linked(&t->sweep_entry))
+        h2o_timeout_unlink(&t->sweep_entry);
+    on_sweep(&t->sweep_entry);
 }
 
 void br_sweep_start(br_thread_t *t)

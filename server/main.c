@@ -230,6 +230,7 @@ static void *thread_main(void *arg)
             br_listeners_close(t);
             h2o_context_request_shutdown(&t->ctx);
             t->drain_deadline_ms = br_now_ms() + br_srv.config->limits.drain_timeout_ms;
+            br_sweep_now(t);
         }
         if (t->drain_deadline_ms != 0 && br_now_ms() >= t->drain_deadline_ms)
             break;

@@ -55,6 +55,9 @@ int br_listeners_open(br_thread_t *t);
 void br_listeners_close(br_thread_t *t);
 /* Starts the once-a-second sweep (idle connections, shutdown drain). */
 void br_sweep_start(br_thread_t *t);
+/* Runs the sweep at once (used when shutdown starts, to close idle keep-alive
+ * connections instead of waiting for them). */
+void br_sweep_now(br_thread_t *t);
 /* Number of open connections across all threads. */
 unsigned br_conn_count(void);
 
