@@ -145,3 +145,17 @@ PY
 # got STATUS WANT_STATUS FILE — the last response had WANT_STATUS and its
 # body is byte-identical to FILE.
 got() { [ "$1" = "$2" ] && cmp -s "$BR_TMP/b" "$3"; }
+
+# like GOT REGEX NAME — lib.sh's, matched by bash itself (POSIX ERE, as grep
+# -E) instead of a grep per check.
+like() {
+    _tap_n=$((_tap_n + 1))
+    if [[ $1 =~ $2 ]]; then
+        echo "ok $_tap_n - $3"
+    else
+        echo "not ok $_tap_n - $3"
+        echo "#   got:  '${1:0:600}'"
+        echo "#   want match: '$2'"
+        _tap_failed=$((_tap_failed + 1))
+    fi
+}
