@@ -160,5 +160,30 @@ else
 fi
 
 ok "server exits cleanly" br_stop
+
+# ---- deletes disabled (storage.delete: false) ----------------------------------------------------
+# "Content Management": with deletion disabled the registry MUST answer 400
+# or 405 to DELETE of a blob, a manifest or a tag.
+BR_ROOT=$BR_TMP/store-nodelete
+BERTH_STORAGE_DELETE=false br_start || { ok "berth starts with deletes disabled" false; done_testing; exit 1; }
+printf 'keep' >"$BR_TMP/keep"
+push_blob base/nd "$BR_TMP/keep"
+k_d=$(sha256d "$BR_TMP/keep")
+printf '{"schemaVersion":2,"mediaType":"%s","config":{"mediaType":"%s","digest":"%s","size":4},"layers":[]}' \
+    $OCI_MANIFEST $OCI_CONFIG "$k_d" >"$BR_TMP/nd.json"
+st=$(put_manifest base/nd t "$BR_TMP/nd.json" $OCI_MANIFEST)
+is "$st" 201 "deletes disabled: push a manifest"
+nd_d=$(sha256d "$BR_TMP/nd.json")
+st=$(http DELETE "/v2/base/nd/blobs/$k_d")
+expect_error "$st" "400|405" "UNSUPPORTED|DENIED" "deletes disabled: DELETE blob"
+st=$(http DELETE "/v2/base/nd/manifests/$nd_d")
+expect_error "$st" "400|405" "UNSUPPORTED|DENIED" "deletes disabled: DELETE manifest"
+st=$(http DELETE "/v2/base/nd/manifests/t")
+expect_error "$st" "400|405" "UNSUPPORTED|DENIED" "deletes disabled: DELETE tag"
+st=$(http GET "/v2/base/nd/manifests/t")
+is "$st" 200 "deletes disabled: the tag is still there"
+st=$(http GET "/v2/base/nd/blobs/$k_d")
+is "$st" 200 "deletes disabled: the blob is still there"
+ok "server exits cleanly (deletes disabled)" br_stop
 diag "base.sh: $(($(ms) - t0)) ms"
 done_testing
