@@ -13,6 +13,7 @@
  * connection itself, which calls on_close() below.
  */
 #include <errno.h>
+#include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -238,6 +239,21 @@ static int has_header_end(const char *p, size_t n)
     return 0;
 }
 
+/* Milliseconds since the kernel last received or sent data on fd, or
+ * UINT64_MAX when unknown. h2o 2.2.5's sock->bytes_read / bytes_written hold
+ * the size of the LAST read / write, not running totals, so a client that
+ * trickles bytes at a steady rate (or an upload whose reads all fill the
+ * buffer) looks idle through them and would be cut mid-request. */
+static uint64_t tcp_quiet_ms(int fd)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0 || len < offsetof(struct tcp_info, tcpi_last_ack_recv))
+        return UINT64_MAX;
+    return ti.tcpi_last_data_recv < ti.tcpi_last_data_sent ? ti.tcpi_last_data_recv : ti.tcpi_last_data_sent;
+}
+
 static void on_sweep(h2o_timeout_entry_t *entry)
 {
     br_thread_t *t = H2O_STRUCT_FROM_MEMBER(br_thread_t, sweep_entry, entry);
@@ -246,7 +262,11 @@ static void on_sweep(h2o_timeout_entry_t *entry)
     for (h2o_linklist_t *l = t->conns.next; l != &t->conns; l = l->next) {
         br_conn_t *c = H2O_STRUCT_FROM_MEMBER(br_conn_t, link, l);
         h2o_socket_t *sock = c->sock;
-        if (sock->bytes_read != c->last_read || sock->bytes_written != c->last_written) {
+        uint64_t quiet = tcp_quiet_ms(h2o_socket_get_fd(sock));
+        if (quiet != UINT64_MAX) {
+            if (quiet < now && now - quiet > c->last_active_ms)
+                c->last_active_ms = now - quiet;
+        } else if (sock->bytes_read != c->last_read || sock->bytes_written != c->last_written) {
             c->last_read = sock->bytes_read;
             c->last_written = sock->bytes_written;
             c->last_active_ms = now;
