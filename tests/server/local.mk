@@ -4,3 +4,5 @@ EXTRA_DIST += tests/server/oci-lib.sh
 TESTS += tests/server/base.sh
 TESTS += tests/server/manifests.sh
 TESTS += tests/server/restart.sh
+TESTS += tests/server/hostile.sh tests/server/slow.sh
+EXTRA_DIST += tests/server/robust_lib.sh tests/server/robust_lib.py
