@@ -6,5 +6,6 @@ include tests/common/local.mk
 include tests/config/local.mk
 include tests/storage/local.mk
 include tests/manifests/local.mk
+include tests/auth/local.mk
 include tests/server/local.mk
 include tests/clients/local.mk
