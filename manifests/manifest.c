@@ -330,11 +330,10 @@ static int parse_image(parse_ctx_t *ctx, const json_t *doc, br_manifest_t *m)
     if ((ret = parse_descriptor_array(ctx, doc, "layers", &m->blobs, &m->num_blobs)) != 0)
         return ret;
 
-    /* Referrers report an artifactType for every manifest: the explicit one,
-     * else the config type when the config is not an image config (an
-     * artifact packed the pre-1.1 way). The empty config says "no type". */
-    if (m->artifact_type.len == 0 && !br_str_eq(m->config.media_type, BR_STR(BR_MT_OCI_CONFIG)) &&
-        !br_str_eq(m->config.media_type, BR_STR(BR_MT_DOCKER_CONFIG)) && !br_str_eq(m->config.media_type, BR_STR(BR_MT_OCI_EMPTY)))
+    /* Referrers report an artifactType for every image manifest: the explicit
+     * one, else the config descriptor's mediaType, whatever it is (distribution
+     * spec, "Pushing Manifests with Subject"). */
+    if (m->artifact_type.len == 0)
         m->artifact_type = m->config.media_type;
     return 0;
 }

@@ -40,7 +40,7 @@ typedef struct st_br_descriptor_t {
 typedef struct st_br_manifest_t {
     br_manifest_kind_t kind;
     br_str_t media_type;     /* effective media type: body's mediaType, or Content-Type when the body has none */
-    br_str_t artifact_type;  /* artifactType, or for an image the config media type when it is not a known image config; may be empty */
+    br_str_t artifact_type;  /* artifactType, or for an image the config media type; may be empty for an index */
     int has_config;
     br_descriptor_t config;  /* images only */
     br_descriptor_t *blobs;  /* images: layers (config not included) */

@@ -51,7 +51,9 @@ static int check_references(h2o_req_t *req, br_str_t repo, const br_manifest_t *
             br_manifest_rec_t rec;
             size_t n = br_digest_format(&man->manifests[i].digest, dig);
             if (br_manifest_get(st, repo, br_str(dig, n), &rec) != 0) {
-                br_send_error_code(req, 400, "MANIFEST_UNKNOWN", "index references a manifest unknown to the repository",
+                /* registry:2 answers MANIFEST_BLOB_UNKNOWN here too: the child
+                 * manifest is a blob the index references. */
+                br_send_error_code(req, 400, "MANIFEST_BLOB_UNKNOWN", "index references a manifest unknown to the repository",
                                    br_pool_printf(req, "manifests[%zu] %s", i, dig).base);
                 return -1;
             }

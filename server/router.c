@@ -33,7 +33,8 @@ static const err_map_t err_map[] = {
     {BR_E_NAME_INVALID, 400, "NAME_INVALID", "invalid repository name"},
     {BR_E_NAME_UNKNOWN, 404, "NAME_UNKNOWN", "repository name not known to registry"},
     {BR_E_SIZE_INVALID, 400, "SIZE_INVALID", "provided length did not match content length"},
-    {BR_E_TAG_INVALID, 400, "TAG_INVALID", "manifest tag or reference invalid"},
+    /* The OCI spec registers no TAG_INVALID (distribution's own code). */
+    {BR_E_TAG_INVALID, 400, "MANIFEST_INVALID", "invalid tag or reference"},
     {BR_E_UNSUPPORTED, 405, "UNSUPPORTED", "the operation is unsupported"},
     {BR_E_UNAUTHORIZED, 401, "UNAUTHORIZED", "authentication required"},
     {BR_E_DENIED, 403, "DENIED", "requested access to the resource is denied"},
@@ -309,6 +310,12 @@ static int send_method_not_allowed(h2o_req_t *req, const char *allow)
     return br_send_error_code(req, 405, "UNSUPPORTED", "method not allowed", NULL);
 }
 
+/* A path that is no route: 404, with a code the spec registers. */
+static int send_not_found(h2o_req_t *req)
+{
+    return br_send_error_code(req, 404, "UNSUPPORTED", "no such endpoint", NULL);
+}
+
 int br_handle_base(h2o_req_t *req, const br_match_t *m)
 {
     (void)m;
@@ -335,7 +342,7 @@ static int match_route(br_str_t p, br_match_t *m)
     while (s1 > p.base && s1[-1] != '/')
         s1--;
     if (s1 == p.base)
-        return BR_E_NAME_INVALID;
+        return 1; /* a single segment is no route */
     const char *s2 = s1 - 1; /* start of y */
     while (s2 > p.base && s2[-1] != '/')
         s2--;
@@ -437,7 +444,7 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     br_str_t path = br_str(req->path.base, plen);
     if (!(path.len >= 4 && memcmp(path.base, "/v2/", 4) == 0) && !br_str_eq(path, BR_STR("/v2")))
-        return br_send_error_code(req, 404, "NOT_FOUND", "not found", NULL);
+        return send_not_found(req);
     br_str_t rest = path.len > 4 ? br_str(path.base + 4, path.len - 4) : br_str("", 0);
 
     br_match_t m;
@@ -445,7 +452,7 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
     if (err == BR_E_NAME_INVALID)
         return br_send_error(req, BR_E_NAME_INVALID, NULL);
     if (err != 0)
-        return br_send_error_code(req, 404, "NOT_FOUND", "not found", NULL);
+        return send_not_found(req);
 
     if (!method_allowed(req, routes[m.route].methods))
         return send_method_not_allowed(req, routes[m.route].methods);

@@ -33,15 +33,14 @@ static int page_params(h2o_req_t *req, size_t *n, br_str_t *last, int *has_n)
     uint64_t v;
     int r = br_query_uint(req, "n", LIST_MAX, &v);
     if (r < 0) {
-        br_send_error_code(req, 400, "PAGINATION_NUMBER_INVALID", "invalid number of results requested",
-                           "n must be an integer from 0 to 100000");
+        br_send_error_code(req, 400, "UNSUPPORTED", "invalid number of results requested", "n must be an integer from 0 to 100000");
         return -1;
     }
     *has_n = r == 1;
     *n = r == 1 ? (size_t)v : LIST_MAX;
     *last = br_str("", 0);
     if (br_query_param(req, "last", last) < 0) {
-        br_send_error_code(req, 400, "PAGINATION_NUMBER_INVALID", "invalid last parameter", NULL);
+        br_send_error_code(req, 400, "UNSUPPORTED", "invalid last parameter", NULL);
         return -1;
     }
     return 0;

@@ -68,7 +68,7 @@ static void test_oci_image(void)
     is_int(parse(&m, body, BR_MT_OCI_MANIFEST), 0, "oci image: parses");
     is_int(m.kind, BR_MANIFEST_IMAGE, "oci image: kind");
     ok(str_is(m.media_type, BR_MT_OCI_MANIFEST), "oci image: media type");
-    ok(m.artifact_type.len == 0, "oci image: no artifact type");
+    ok(str_is(m.artifact_type, BR_MT_OCI_CONFIG), "oci image: artifact type is the config media type");
     ok(m.has_config, "oci image: has config");
     is_str(m.config.digest.hex, HEX_A, "oci image: config digest");
     is_int(m.config.size, 7023, "oci image: config size");
@@ -132,7 +132,7 @@ static void test_docker(void)
     is_int(parse(&m, body, BR_MT_DOCKER_MANIFEST), 0, "docker v2s2: parses");
     is_int(m.kind, BR_MANIFEST_IMAGE, "docker v2s2: kind");
     ok(str_is(m.media_type, BR_MT_DOCKER_MANIFEST), "docker v2s2: media type");
-    ok(m.artifact_type.len == 0, "docker v2s2: docker config is not an artifact");
+    ok(str_is(m.artifact_type, BR_MT_DOCKER_CONFIG), "docker v2s2: artifact type is the config media type");
     is_int(m.num_blobs, 2, "docker v2s2: two layers");
     ok(m.blobs[1].has_urls, "docker v2s2: foreign layer");
     br_manifest_dispose(&m);
@@ -209,11 +209,11 @@ static void test_artifacts(void)
     ok(str_is(m.artifact_type, "application/vnd.cncf.helm.config.v1+json"), "custom config type is the artifact type");
     br_manifest_dispose(&m);
 
-    /* Empty config without artifactType: no artifact type. */
+    /* Empty config without artifactType: the empty media type stands in. */
     body = "{\"schemaVersion\":2,\"mediaType\":\"" BR_MT_OCI_MANIFEST "\",\"config\":" DESC(BR_MT_OCI_EMPTY, D_A,
                                                                                             2) ",\"layers\":[" LAYER "]}";
     is_int(parse(&m, body, ""), 0, "empty config descriptor: parses");
-    ok(m.artifact_type.len == 0, "empty config descriptor: artifact type empty");
+    ok(str_is(m.artifact_type, BR_MT_OCI_EMPTY), "empty config descriptor: artifact type is the empty media type");
     br_manifest_dispose(&m);
 
     /* artifactType wins over the config type. */
