@@ -15,8 +15,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <termios.h>
 #include <unistd.h>
 #include <sys/stat.h>
+#include <openssl/crypto.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include "berth_config.h"
@@ -38,6 +40,8 @@ static void usage_main(FILE *fp)
                 "  berth serve [options]      serve, optionally with a config file\n"
                 "  berth check-config -c FILE validate a config file and exit (1 on any error)\n"
                 "  berth version              print the version\n"
+                "  berth hash-password [USER] bcrypt a password (from stdin) for the htpasswd file\n"
+                "  berth gen-key PATH [ALG]   write a new token signing key (ES256 or RS256)\n"
                 "\n"
                 "Run 'berth COMMAND --help' for a command's options.\n");
 }
@@ -258,6 +262,11 @@ static int serve(br_config_t *c)
         br_error("cannot open store at %s: %s", c->storage.root, br_strerror(err));
         return 1;
     }
+    char aerr[1024];
+    if ((err = br_auth_create(&br_srv.auth, c, aerr, sizeof(aerr))) != 0) {
+        br_error("%s", aerr);
+        goto Exit;
+    }
     if (setup_tls(c) != 0)
         goto Exit;
     setup_globalconf(c);
@@ -312,19 +321,104 @@ Exit:
             if (t->loop == NULL)
                 continue;
             br_listeners_close(t);
-            if (h2o_timeout_is_linked(&t->sweep_entry))
-                h2o_timeout_unlink(&t->sweep_entry);
             /* A context with live connections cannot be disposed safely; after
              * the drain deadline the process exits with them open. */
             if (t->num_conns == 0) {
+                if (h2o_timeout_is_linked(&t->sweep_entry))
+                    h2o_timeout_unlink(&t->sweep_entry);
+                if (t->sweep_timeout._link.next != NULL)
+                    h2o_timeout_dispose(t->loop, &t->sweep_timeout);
                 br_defer_dispose(t);
                 h2o_context_dispose(&t->ctx);
+                /* the loop asserts that every timeout is gone; it frees the
+                 * closed sockets */
+                h2o_evloop_destroy(t->loop);
+                t->loop = NULL;
             }
         }
     }
     br_store_close(br_srv.store);
     br_srv.store = NULL;
+    if (br_srv.auth != NULL)
+        br_auth_destroy(br_srv.auth);
+    br_srv.auth = NULL;
     return ret;
+}
+
+/* berth hash-password [USER]: reads a password from standard input (one
+ * line; without echo on a terminal) and prints a bcrypt hash, or a
+ * "USER:hash" htpasswd line. */
+static int cmd_hash_password(int argc, char **argv)
+{
+    if (argc > 2 || (argc == 2 && argv[1][0] == '-')) {
+        int help = argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+        fprintf(help ? stdout : stderr, "usage: berth hash-password [USER] < password\n"
+                                        "\n"
+                                        "Prints a bcrypt ($2y$) hash of the password read from standard input, or an\n"
+                                        "htpasswd line USER:hash when USER is given. The cost is auth.bcrypt_cost (10).\n");
+        return help ? 0 : 2;
+    }
+    const char *user = argc == 2 ? argv[1] : NULL;
+    if (user != NULL && (strchr(user, ':') != NULL || user[0] == '\0')) {
+        fprintf(stderr, "berth: user name must be non-empty and contain no ':'\n");
+        return 2;
+    }
+    int tty = isatty(STDIN_FILENO);
+    struct termios old, quiet;
+    if (tty) {
+        fprintf(stderr, "Password: ");
+        tcgetattr(STDIN_FILENO, &old);
+        quiet = old;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        tcsetattr(STDIN_FILENO, TCSANOW, &quiet);
+    }
+    char pw[1024];
+    char *got = fgets(pw, sizeof(pw), stdin);
+    if (tty) {
+        tcsetattr(STDIN_FILENO, TCSANOW, &old);
+        fprintf(stderr, "\n");
+    }
+    if (got == NULL) {
+        fprintf(stderr, "berth: no password on standard input\n");
+        return 1;
+    }
+    pw[strcspn(pw, "\r\n")] = '\0';
+    br_config_t c;
+    br_config_init(&c);
+    char hash[256];
+    int err = br_auth_hash_password(pw, c.auth.bcrypt_cost, hash, sizeof(hash));
+    OPENSSL_cleanse(pw, sizeof(pw));
+    br_config_dispose(&c);
+    if (err != 0) {
+        fprintf(stderr, "berth: cannot hash password: %s\n", br_strerror(err));
+        return 1;
+    }
+    if (user != NULL)
+        printf("%s:%s\n", user, hash);
+    else
+        printf("%s\n", hash);
+    return 0;
+}
+
+/* berth gen-key PATH [ES256|RS256]: writes a new token signing key. */
+static int cmd_gen_key(int argc, char **argv)
+{
+    if (argc < 2 || argc > 3 || argv[1][0] == '-') {
+        int help = argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0);
+        fprintf(help ? stdout : stderr, "usage: berth gen-key PATH [ES256|RS256]\n"
+                                        "\n"
+                                        "Writes a new private key for signing tokens (auth.token.key) to PATH, mode\n"
+                                        "0600; never overwrites an existing file. Default algorithm: ES256.\n");
+        return help ? 0 : 2;
+    }
+    const char *alg = argc == 3 ? argv[2] : "ES256";
+    int err = br_auth_gen_key(argv[1], alg);
+    if (err != 0) {
+        fprintf(stderr, "berth: gen-key %s: %s\n", argv[1], br_strerror(err));
+        return 1;
+    }
+    printf("wrote %s key to %s\n", alg, argv[1]);
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -346,6 +440,10 @@ int main(int argc, char **argv)
         cmd = "version";
     }
 
+    if (strcmp(cmd, "hash-password") == 0)
+        return cmd_hash_password(argc, argv);
+    if (strcmp(cmd, "gen-key") == 0)
+        return cmd_gen_key(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("berth %s (h2o %s, %s)\n", PACKAGE_VERSION, H2O_VERSION, OpenSSL_version(OPENSSL_VERSION));
         return 0;

@@ -9,7 +9,9 @@
  */
 #include <errno.h>
 #include <stdarg.h>
+#include <netdb.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include "server/server.h"
 
@@ -419,6 +421,92 @@ static int method_allowed(h2o_req_t *req, const char *list)
     return 0;
 }
 
+/* The client's address as text, in req->pool (for the failed-login back-off). */
+static const char *peer_address(h2o_req_t *req)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
+    char *buf = h2o_mem_alloc_pool(&req->pool, NI_MAXHOST);
+    if (len == 0 || h2o_socket_getnumerichost((struct sockaddr *)&ss, len, buf) == SIZE_MAX)
+        strcpy(buf, "-");
+    return buf;
+}
+
+static void send_auth_headers(h2o_req_t *req, const char *www_authenticate, unsigned retry_after)
+{
+    if (www_authenticate[0] != '\0')
+        br_add_header_token(req, H2O_TOKEN_WWW_AUTHENTICATE, www_authenticate, strlen(www_authenticate));
+    if (retry_after != 0) {
+        h2o_iovec_t v = br_pool_printf(req, "%u", retry_after);
+        br_add_header_token(req, H2O_TOKEN_RETRY_AFTER, v.base, v.len);
+    }
+}
+
+/* The one place every route is authorized: asks auth/ for the access the
+ * route needs. Returns 0 to go on, or -1 after sending the refusal. */
+static int authorize(h2o_req_t *req, br_match_t *m)
+{
+    static const unsigned actions[] = {
+        [BR_ACCESS_NONE] = 0,
+        [BR_ACCESS_PULL] = BR_AUTH_PULL,
+        /* registry:2 asks for both on writes, and clients expect "pull,push" */
+        [BR_ACCESS_PUSH] = BR_AUTH_PULL | BR_AUTH_PUSH,
+        [BR_ACCESS_DELETE] = BR_AUTH_DELETE,
+        [BR_ACCESS_CATALOG] = BR_AUTH_CATALOG,
+    };
+    br_auth_request_t ar = {
+        .authorization = br_req_header(req, H2O_TOKEN_AUTHORIZATION),
+        .client = peer_address(req),
+        .repository = m->route == BR_ROUTE_CATALOG ? br_str("", 0) : m->name,
+        .actions = actions[m->access],
+    };
+    if (m->route == BR_ROUTE_UPLOAD_START) {
+        br_str_t from;
+        if (br_query_param(req, "from", &from) == 1 && br_name_valid(from))
+            ar.from = from;
+    }
+    br_auth_result_t *res = h2o_mem_alloc_pool(&req->pool, sizeof(*res));
+    if (br_auth_check(br_srv.auth, &ar, res) != 0 || !res->allowed) {
+        send_auth_headers(req, res->www_authenticate, res->retry_after);
+        br_send_error_code(req, res->status, res->code != NULL ? res->code : "UNAUTHORIZED",
+                           res->message != NULL ? res->message : "authentication required", NULL);
+        return -1;
+    }
+    m->auth = res;
+    return 0;
+}
+
+int br_may_pull(const br_match_t *m, br_str_t name)
+{
+    return m->auth == NULL || br_auth_may(br_srv.auth, m->auth, name, BR_AUTH_PULL);
+}
+
+/* GET/POST on the configured token path: berth's own token issuer. */
+static int handle_token(h2o_req_t *req)
+{
+    int post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+    if (!post && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
+        br_add_header_token(req, H2O_TOKEN_ALLOW, "GET, POST", 9);
+        return br_send_error_code(req, 405, "UNSUPPORTED", "method not allowed", NULL);
+    }
+    br_auth_token_request_t tr = {
+        .post = post,
+        .query = req->query_at != SIZE_MAX ? br_str(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
+                                           : br_str("", 0),
+        .body = req->entity.base != NULL ? br_str(req->entity.base, req->entity.len) : br_str("", 0),
+        .authorization = br_req_header(req, H2O_TOKEN_AUTHORIZATION),
+        .client = peer_address(req),
+    };
+    br_auth_token_response_t *resp = h2o_mem_alloc_pool(&req->pool, sizeof(*resp));
+    br_auth_issue(br_srv.auth, &tr, resp);
+    send_auth_headers(req, resp->www_authenticate, resp->retry_after);
+    br_add_header_token(req, H2O_TOKEN_CACHE_CONTROL, "no-store", 8);
+    h2o_iovec_t body = h2o_strdup(&req->pool, resp->body != NULL ? resp->body : "", resp->body != NULL ? resp->len : 0);
+    free(resp->body);
+    br_send(req, resp->status, "application/json", body.base, body.len);
+    return 0;
+}
+
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -443,6 +531,9 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     br_str_t path = br_str(req->path.base, plen);
+    const char *token_path = br_srv.config->auth.token.path;
+    if (token_path != NULL && token_path[0] != '\0' && br_str_eq(path, br_cstr(token_path)))
+        return handle_token(req);
     if (!(path.len >= 4 && memcmp(path.base, "/v2/", 4) == 0) && !br_str_eq(path, BR_STR("/v2")))
         return send_not_found(req);
     br_str_t rest = path.len > 4 ? br_str(path.base + 4, path.len - 4) : br_str("", 0);
@@ -464,7 +555,8 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
         else
             m.access = BR_ACCESS_PUSH;
     }
-    /* Authorization (auth/) will decide here, from m.access and m.name. */
+    if (br_auth_enabled(br_srv.auth) && authorize(req, &m) != 0)
+        return 0;
     return routes[m.route].fn(req, &m);
 }
 

@@ -10,6 +10,7 @@
 #include <stdint.h>
 #include <h2o.h>
 #include "common/br.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "storage/storage.h"
 
@@ -21,6 +22,7 @@ typedef struct st_br_server_t {
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
     SSL_CTX *ssl_ctx; /* NULL for plain HTTP */
+    br_auth_t *auth;  /* allows everything when the config has no auth section */
     volatile sig_atomic_t shutdown_requested;
     uint64_t started_at_ms;
 } br_server_t;
@@ -97,7 +99,11 @@ typedef struct st_br_match_t {
     br_access_t access;
     br_str_t name;      /* repository, validated */
     br_str_t reference; /* digest, tag or uuid, as in the path (not yet validated) */
+    const br_auth_result_t *auth; /* who is asking; NULL when auth is off */
 } br_match_t;
+
+/* 1 when the caller of m may pull repository name (always, with auth off). */
+int br_may_pull(const br_match_t *m, br_str_t name);
 
 typedef int (*br_handler_fn)(h2o_req_t *req, const br_match_t *m);
 

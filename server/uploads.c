@@ -219,7 +219,11 @@ int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
         br_str_t from = br_str("", 0);
         int has_from = br_query_param(req, "from", &from) == 1;
         uint64_t size;
-        if (!has_from || br_name_valid(from)) {
+        /* With auth on, a mount needs pull on from (checked by the router),
+         * and an automatic mount (no from) is not made: berth would have to
+         * find a repository the caller may read that holds the blob. */
+        int permitted = m->auth == NULL || (has_from && m->auth->from_allowed);
+        if (permitted && (!has_from || br_name_valid(from))) {
             if (br_blob_mount(st, m->name, has_from ? from : br_str("", 0), &d, &size) == 0) {
                 send_created(req, m->name, &d);
                 return 0;
