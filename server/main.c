@@ -224,6 +224,20 @@ static void on_access_log(h2o_logger_t *self, h2o_req_t *req)
         br_log_raw(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* Frees the chunks h2o keeps on this thread's socket-buffer recycle list (a
+ * thread-local free list it never empties itself), so nothing is left behind
+ * when the thread ends. Each chunk starts with the link to the next. */
+static void drain_recycled_buffers(void)
+{
+    h2o_mem_recycle_t *r = &h2o_socket_buffer_prototype.allocator;
+    while (r->_link != NULL) {
+        void **chunk = (void **)r->_link;
+        r->_link = *chunk;
+        r->cnt--;
+        free(chunk);
+    }
+}
+
 static void *thread_main(void *arg)
 {
     br_thread_t *t = arg;
@@ -242,6 +256,7 @@ static void *thread_main(void *arg)
         if (t->index == 0)
             br_uploads_maybe_purge();
     }
+    drain_recycled_buffers();
     return NULL;
 }
 
@@ -330,6 +345,10 @@ Exit:
                     h2o_timeout_dispose(t->loop, &t->sweep_timeout);
                 br_defer_dispose(t);
                 h2o_context_dispose(&t->ctx);
+                /* h2o 2.2.5's h2o_multithread_destroy_queue (evloop build) closes
+                 * the queue but never frees it. */
+                free(t->ctx.queue);
+                t->ctx.queue = NULL;
                 /* the loop asserts that every timeout is gone; it frees the
                  * closed sockets */
                 h2o_evloop_destroy(t->loop);
