@@ -138,6 +138,12 @@ void br_log_raw(const char *line, size_t len);
 #define br_warn(...) br_log(BR_LOG_WARN, __VA_ARGS__)
 #define br_error(...) br_log(BR_LOG_ERROR, __VA_ARGS__)
 
+/* Writes s into buf as the inside of a JSON string (quotes, backslashes and
+ * control characters escaped), stopping early rather than overflowing size;
+ * NUL-terminates when room is left. Returns the bytes written. A buffer of
+ * 6 * s.len + 8 bytes always holds all of s. */
+size_t br_json_escape(char *buf, size_t size, br_str_t s);
+
 /* Current wall-clock time in seconds / milliseconds since the epoch. */
 uint64_t br_now(void);
 uint64_t br_now_ms(void);

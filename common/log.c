@@ -49,12 +49,11 @@ static size_t format_time(char *buf, size_t size)
     return n;
 }
 
-/* Appends s to buf as the inside of a JSON string. */
-static size_t json_escape(char *buf, size_t size, const char *s)
+size_t br_json_escape(char *buf, size_t size, br_str_t s)
 {
     size_t n = 0;
-    for (; *s != '\0' && n + 7 < size; s++) {
-        unsigned char c = (unsigned char)*s;
+    for (size_t i = 0; i < s.len && n + 7 < size; i++) {
+        unsigned char c = (unsigned char)s.base[i];
         if (c == '"' || c == '\\') {
             buf[n++] = '\\';
             buf[n++] = (char)c;
@@ -64,6 +63,8 @@ static size_t json_escape(char *buf, size_t size, const char *s)
             buf[n++] = (char)c;
         }
     }
+    if (n < size)
+        buf[n] = '\0';
     return n;
 }
 
@@ -81,7 +82,7 @@ void br_log(br_log_level_t level, const char *fmt, ...)
         n += (size_t)snprintf(line, sizeof(line), "{\"time\":\"");
         n += format_time(line + n, sizeof(line) - n);
         n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"level\":\"%s\",\"msg\":\"", level_names[level]);
-        n += json_escape(line + n, sizeof(line) - n - 3, msg);
+        n += br_json_escape(line + n, sizeof(line) - n - 3, br_cstr(msg));
         n += (size_t)snprintf(line + n, sizeof(line) - n, "\"}");
     } else {
         n += format_time(line, sizeof(line));

@@ -75,20 +75,15 @@ static int parse_range(br_str_t v, uint64_t size, uint64_t *first, uint64_t *las
     const char *dash = memchr(p, '-', (size_t)(end - p));
     if (dash == NULL)
         return 0;
-    uint64_t a = 0, b = 0;
-    int have_a = 0, have_b = 0;
-    for (const char *q = p; q < dash; q++) {
-        if (*q < '0' || *q > '9' || a > (UINT64_MAX - 9) / 10)
-            return 0;
-        a = a * 10 + (uint64_t)(*q - '0');
-        have_a = 1;
-    }
-    for (const char *q = dash + 1; q < end; q++) {
-        if (*q < '0' || *q > '9' || b > (UINT64_MAX - 9) / 10)
-            return 0;
-        b = b * 10 + (uint64_t)(*q - '0');
-        have_b = 1;
-    }
+    uint64_t a, b;
+    const char *q = p;
+    int have_a = br_parse_u64(&q, dash, &a);
+    if (have_a < 0 || q != dash)
+        return 0;
+    q = dash + 1;
+    int have_b = br_parse_u64(&q, end, &b);
+    if (have_b < 0 || q != end)
+        return 0;
     if (!have_a && !have_b)
         return 0;
     if (!have_a) { /* suffix: the last b bytes */

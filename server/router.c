@@ -76,17 +76,7 @@ static size_t json_quote(char *buf, size_t size, const char *s)
 {
     size_t n = 0;
     buf[n++] = '"';
-    for (; *s != '\0' && n + 8 < size; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') {
-            buf[n++] = '\\';
-            buf[n++] = (char)c;
-        } else if (c < 0x20) {
-            n += (size_t)snprintf(buf + n, size - n, "\\u%04x", c);
-        } else {
-            buf[n++] = (char)c;
-        }
-    }
+    n += br_json_escape(buf + n, size - n - 2, br_cstr(s));
     buf[n++] = '"';
     buf[n] = '\0';
     return n;
@@ -246,6 +236,21 @@ int br_query_param(h2o_req_t *req, const char *key, br_str_t *out)
         p = pe + 1;
     }
     return 0;
+}
+
+int br_parse_u64(const char **p, const char *end, uint64_t *out)
+{
+    const char *q = *p;
+    uint64_t v = 0;
+    for (; q < end && *q >= '0' && *q <= '9'; q++) {
+        if (v > (UINT64_MAX - 9) / 10)
+            return -1;
+        v = v * 10 + (uint64_t)(*q - '0');
+    }
+    int got = q != *p;
+    *p = q;
+    *out = v;
+    return got;
 }
 
 int br_query_uint(h2o_req_t *req, const char *key, uint64_t max, uint64_t *out)
@@ -562,15 +567,21 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- JSON response buffers ---------------------------------------------------- */
 
+/* Makes room for n more bytes and a NUL. */
+static void buf_reserve(br_buf_t *b, size_t n)
+{
+    if (b->len + n + 1 <= b->cap)
+        return;
+    size_t cap = b->cap == 0 ? 1024 : b->cap;
+    while (cap < b->len + n + 1)
+        cap *= 2;
+    b->base = br_realloc(b->base, cap);
+    b->cap = cap;
+}
+
 void br_buf_append(br_buf_t *b, const char *p, size_t n)
 {
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap == 0 ? 1024 : b->cap;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        b->base = br_realloc(b->base, cap);
-        b->cap = cap;
-    }
+    buf_reserve(b, n);
     memcpy(b->base + b->len, p, n);
     b->len += n;
     b->base[b->len] = '\0';
@@ -599,20 +610,12 @@ void br_buf_printf(br_buf_t *b, const char *fmt, ...)
 
 void br_buf_json_str(br_buf_t *b, br_str_t s)
 {
-    br_buf_append(b, "\"", 1);
-    size_t run = 0;
-    for (size_t i = 0; i < s.len; i++) {
-        unsigned char c = (unsigned char)s.base[i];
-        if (c == '"' || c == '\\' || c < 0x20) {
-            br_buf_append(b, s.base + run, i - run);
-            char esc[8];
-            int n = c == '"' || c == '\\' ? snprintf(esc, sizeof(esc), "\\%c", c) : snprintf(esc, sizeof(esc), "\\u%04x", c);
-            br_buf_append(b, esc, (size_t)n);
-            run = i + 1;
-        }
-    }
-    br_buf_append(b, s.base + run, s.len - run);
-    br_buf_append(b, "\"", 1);
+    size_t cap = 6 * s.len + 8;
+    buf_reserve(b, cap + 2);
+    b->base[b->len++] = '"';
+    b->len += br_json_escape(b->base + b->len, cap, s);
+    b->base[b->len++] = '"';
+    b->base[b->len] = '\0';
 }
 
 h2o_iovec_t br_buf_to_pool(br_buf_t *b, h2o_req_t *req)

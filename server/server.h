@@ -138,6 +138,10 @@ int br_query_param(h2o_req_t *req, const char *key, br_str_t *out);
  * as br_query_param (-1 also for non-numbers and out of range). */
 int br_query_uint(h2o_req_t *req, const char *key, uint64_t max, uint64_t *out);
 int br_is_head(h2o_req_t *req);
+/* Parses the decimal digits at *p (stopping at end or the first non-digit)
+ * into *out, advancing *p. Returns 1 when at least one digit was read, 0 when
+ * none, -1 on overflow. */
+int br_parse_u64(const char **p, const char *end, uint64_t *out);
 
 /* A growable byte buffer for JSON responses (router.c). */
 typedef struct st_br_buf_t {

@@ -148,29 +148,17 @@ static void start_job(h2o_req_t *req, br_str_t name, br_upload_t *up, op_t op, c
     run_slice(&j->defer);
 }
 
-/* Parses "<start>-<end>" (optionally after "bytes " or "bytes="). */
+/* Parses "<start>-<end>" (optionally after "bytes " or "bytes=", optionally
+ * followed by "/<total>", which must then cover the range). */
 static int parse_content_range(br_str_t v, uint64_t *start, uint64_t *end)
 {
     const char *p = v.base, *e = v.base + v.len;
     if (v.len >= 6 && (memcmp(p, "bytes ", 6) == 0 || memcmp(p, "bytes=", 6) == 0))
         p += 6;
-    uint64_t a = 0, b = 0;
-    const char *q = p;
-    for (; q < e && *q >= '0' && *q <= '9'; q++) {
-        if (a > (UINT64_MAX - 9) / 10)
-            return -1;
-        a = a * 10 + (uint64_t)(*q - '0');
-    }
-    if (q == p || q == e || *q != '-')
+    uint64_t a, b, total;
+    if (br_parse_u64(&p, e, &a) != 1 || p == e || *p++ != '-' || br_parse_u64(&p, e, &b) != 1 || b < a)
         return -1;
-    const char *r = ++q;
-    for (; q < e && *q >= '0' && *q <= '9'; q++) {
-        if (b > (UINT64_MAX - 9) / 10)
-            return -1;
-        b = b * 10 + (uint64_t)(*q - '0');
-    }
-    /* "/total" may follow (RFC form); the total is not checked. */
-    if (q == r || (q != e && *q != '/') || b < a)
+    if (p != e && (*p++ != '/' || br_parse_u64(&p, e, &total) != 1 || p != e || total <= b))
         return -1;
     *start = a;
     *end = b;
