@@ -238,7 +238,7 @@ def upload_specs(mode):
     if mode == "quick":
         sizes = [(MiB, 32, 1), (MiB, 64, 16), (64 * MiB, 1, 1), (64 * MiB, 4, 16), (GiB, 1, 1)]
     else:
-        sizes = [(MiB, 128, 1), (MiB, 256, 16), (64 * MiB, 2, 1), (64 * MiB, 16, 16), (GiB, 1, 1)]
+        sizes = [(MiB, 64, 1), (MiB, 256, 16), (64 * MiB, 2, 1), (64 * MiB, 8, 16), (GiB, 1, 1)]
     chunks = {MiB: 256 * 1024, 64 * MiB: 8 * MiB, GiB: 64 * MiB}
     res = []
     for flow in ("mono", "postput", "chunked"):
