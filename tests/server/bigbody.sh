@@ -14,6 +14,9 @@
 SIZE_MIB=${BR_BIG_SIZE:-512}
 SIZE=$((SIZE_MIB << 20))
 RSS_BOUND_MIB=${BR_BIG_RSS_BOUND:-256}
+# Responsiveness bound for /v2/ during the upload; sanitizer builds run slower.
+LAT_BOUND=1.0
+[ "${BR_SANITIZED:-0}" = 1 ] && LAT_BOUND=5.0
 free_kib=$(df -Pk "$BR_TMP" | awk 'NR==2 {print $4}')
 [ "$free_kib" -ge $((SIZE_MIB * 3 * 1024)) ] ||
     skip_all "need $((SIZE_MIB * 3)) MiB free under $BR_TMP, have $((free_kib / 1024)) MiB"
@@ -69,12 +72,16 @@ push() {
     file=$(peak RssFile "$BR_TMP/rss.$name")
     vm=$(peak VmRSS "$BR_TMP/rss.$name")
     diag "$name: PATCH took $(((t1 - t0) / 1000000)) ms; peak VmRSS $((vm / 1024)) MiB, RssAnon $((anon / 1024)) MiB, RssFile $((file / 1024)) MiB"
-    ok "$name: peak RssAnon $((anon / 1024)) MiB < $RSS_BOUND_MIB MiB" test "$anon" -lt $((RSS_BOUND_MIB * 1024))
+    if [ "${BR_SANITIZED:-0}" = 1 ]; then
+        diag "$name: RssAnon bound not asserted under sanitizers (quarantine holds freed memory)"
+    else
+        ok "$name: peak RssAnon $((anon / 1024)) MiB < $RSS_BOUND_MIB MiB" test "$anon" -lt $((RSS_BOUND_MIB * 1024))
+    fi
     n=$(wc -l <"$BR_TMP/probe.$name")
-    slow=$(awk '$1 != 200 || $2 >= 1.0' "$BR_TMP/probe.$name" | wc -l)
+    slow=$(awk -v b="$LAT_BOUND" '$1 != 200 || $2 >= b' "$BR_TMP/probe.$name" | wc -l)
     maxlat=$(awk '{print $2}' "$BR_TMP/probe.$name" | sort -n | tail -1)
     diag "$name: $n /v2/ probes during the upload, slowest ${maxlat:-?} s"
-    ok "$name: every concurrent /v2/ GET answered within a second ($slow of $n not)" test "$n" -gt 0 -a "$slow" -eq 0
+    ok "$name: every concurrent /v2/ GET answered within $LAT_BOUND s ($slow of $n not)" test "$n" -gt 0 -a "$slow" -eq 0
     local i
     for i in $(seq 1 40); do
         [ -z "$(ls -A "$BR_ROOT/tmp" 2>/dev/null)" ] && break

@@ -77,7 +77,7 @@ def attack(name, fn, rss_bound_mib=256):
     diag("%s: %.1f s; %s; RSS %d → peak %d KiB, RssAnon %d → peak %d KiB" % (
         name, dt, info, base.get("VmRSS", 0), peak.get("VmRSS", 0), base.get("RssAnon", 0), peak.get("RssAnon", 0)))
     check("%s: berth alive" % name, alive(pid))
-    check("%s: RssAnon grew by < %d MiB" % (name, rss_bound_mib),
+    check_memory("%s: RssAnon grew by < %d MiB" % (name, rss_bound_mib),
           peak.get("RssAnon", 0) - base.get("RssAnon", 0) < rss_bound_mib * 1024, (base, peak))
     st = request(port, "GET", "/v2/", timeout=2)[0]
     check("%s: served afterwards" % name, st == 200, st)
@@ -241,7 +241,7 @@ diag("3 rounds of 180 over-limit HTTP/2 streams: %d refused; RssAnon growth per 
 check("over-limit HTTP/2 bodies are refused (RST_STREAM or 413)", refused == 540, refused)
 # RssAnon swings by ~10 MiB either way between rounds (1 MiB bodies, malloc's
 # mmap threshold); a leak of the refused body buffer (~80 KiB) would add ~43 MiB.
-check("refused over-limit streams do not leak: RssAnon grows < 24 MiB over 540 streams", sum(grows) < 24 * 1024, grows)
+check_memory("refused over-limit streams do not leak: RssAnon grows < 24 MiB over 540 streams", sum(grows) < 24 * 1024, grows)
 check("served afterwards", get_v2_latency(port, timeout=2) is not None)
 PY
 ok "server process alive" server_alive

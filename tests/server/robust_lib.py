@@ -19,6 +19,21 @@ import time
 HOST = "127.0.0.1"
 
 
+# Sanitizer builds (BR_SANITIZED=1, set by make check) run several times slower
+# and keep freed memory in quarantine: responsiveness bounds are widened and
+# memory bounds are reported, not asserted, there. The normal build asserts both.
+SANITIZED = os.environ.get("BR_SANITIZED") == "1"
+LATENCY_BOUND = 5.0 if SANITIZED else 1.0
+
+
+def check_memory(name, cond, detail=""):
+    """A memory bound: asserted except under sanitizers (then a diagnostic)."""
+    if SANITIZED:
+        diag("not asserted under sanitizers: %s (%s)" % (name, "holds" if cond else "exceeded: %s" % (detail,)))
+        return True
+    return check(name, cond, detail)
+
+
 def out(line):
     sys.stdout.write(line + "\n")
     sys.stdout.flush()
@@ -200,7 +215,7 @@ class Prober(threading.Thread):
             "avg": sum(good) / len(good) if good else None,
         }
 
-    def report(self, name, bound=1.0):
+    def report(self, name, bound=LATENCY_BOUND):
         s = self.stop()
         diag("%s: %d probes, %d failed, max %.1f ms, avg %.1f ms" % (
             name, s["n"], s["failed"], (s["max"] or 0) * 1000, (s["avg"] or 0) * 1000))
