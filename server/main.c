@@ -107,14 +107,16 @@ static int load_config(br_config_t *c, const char *path, char **listen, size_t n
 
 static void on_signal(int signo)
 {
-    (void)signo;
-    br_srv.shutdown_requested = 1;
+    if (signo == SIGHUP)
+        br_srv.reload_requested = 1;
+    else
+        br_srv.shutdown_requested = 1;
 }
 
-static int setup_tls(br_config_t *c)
+/* A new server SSL_CTX from the certificate, key and client CA files, or NULL
+ * (logged). Called at start and again on SIGHUP. */
+static SSL_CTX *build_ssl_ctx(const br_config_t *c)
 {
-    if (c->tls.certificate == NULL)
-        return 0;
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
@@ -124,25 +126,67 @@ static int setup_tls(br_config_t *c)
         br_error("tls: cannot load certificate %s / key %s: %s", c->tls.certificate, c->tls.key,
                  ERR_reason_error_string(e) != NULL ? ERR_reason_error_string(e) : "unknown error");
         SSL_CTX_free(ctx);
-        return 1;
+        return NULL;
     }
     if (c->tls.client_ca != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, c->tls.client_ca, NULL) != 1) {
             br_error("tls: cannot load client CA %s", c->tls.client_ca);
             SSL_CTX_free(ctx);
-            return 1;
+            return NULL;
         }
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
-    if (c->http2)
+    if (c->http2) {
         h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
-    else
-        {
+    } else {
         static const h2o_iovec_t h1_only[] = {{(char *)"http/1.1", 8}, {NULL, 0}};
         h2o_ssl_register_alpn_protocols(ctx, h1_only);
     }
+    ERR_clear_error();
+    return ctx;
+}
+
+static int setup_tls(br_config_t *c)
+{
+    pthread_mutex_init(&br_srv.tls_lock, NULL);
+    if (c->tls.certificate == NULL)
+        return 0;
+    return (br_srv.ssl_ctx = build_ssl_ctx(c)) != NULL ? 0 : 1;
+}
+
+/* SIGHUP (thread 0): reload certificate and key. On failure the old ones stay. */
+static void reload_tls(void)
+{
+    br_srv.reload_requested = 0;
+    if (br_srv.ssl_ctx == NULL)
+        return;
+    SSL_CTX *ctx = build_ssl_ctx(br_srv.config);
+    if (ctx == NULL) {
+        br_error("tls: reload failed; keeping the current certificate");
+        return;
+    }
+    pthread_mutex_lock(&br_srv.tls_lock);
+    SSL_CTX *old = br_srv.ssl_ctx;
     br_srv.ssl_ctx = ctx;
-    return 0;
+    br_srv.tls_generation++;
+    pthread_mutex_unlock(&br_srv.tls_lock);
+    SSL_CTX_free(old); /* threads and live connections hold their own references */
+    br_info("tls: certificate and key reloaded");
+}
+
+/* Picks up a reloaded SSL_CTX for new connections; connections already open
+ * keep the context they were accepted with (SSL objects hold a reference). */
+static void thread_update_tls(br_thread_t *t)
+{
+    if (t->accept_ctx.ssl_ctx == NULL || __atomic_load_n(&br_srv.tls_generation, __ATOMIC_RELAXED) == t->tls_generation)
+        return;
+    pthread_mutex_lock(&br_srv.tls_lock);
+    SSL_CTX *ctx = br_srv.ssl_ctx;
+    SSL_CTX_up_ref(ctx);
+    t->tls_generation = br_srv.tls_generation;
+    pthread_mutex_unlock(&br_srv.tls_lock);
+    SSL_CTX_free(t->accept_ctx.ssl_ctx);
+    t->accept_ctx.ssl_ctx = ctx;
 }
 
 static void on_access_log(h2o_logger_t *self, h2o_req_t *req);
@@ -253,8 +297,12 @@ static void *thread_main(void *arg)
         if (t->drain_deadline_ms != 0 && br_now_ms() >= t->drain_deadline_ms)
             break;
         h2o_evloop_run(t->loop, 100);
-        if (t->index == 0)
+        if (t->index == 0) {
             br_uploads_maybe_purge();
+            if (br_srv.reload_requested)
+                reload_tls();
+        }
+        thread_update_tls(t);
     }
     drain_recycled_buffers();
     return NULL;
@@ -292,6 +340,7 @@ static int serve(br_config_t *c)
     sa.sa_handler = on_signal;
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 
     num_threads = c->threads;
     if (num_threads == 0) {
@@ -307,6 +356,8 @@ static int serve(br_config_t *c)
         t->accept_ctx.ctx = &t->ctx;
         t->accept_ctx.hosts = br_srv.globalconf.hosts;
         t->accept_ctx.ssl_ctx = br_srv.ssl_ctx;
+        if (t->accept_ctx.ssl_ctx != NULL)
+            SSL_CTX_up_ref(t->accept_ctx.ssl_ctx);
         h2o_linklist_init_anchor(&t->conns);
         br_defer_init(t);
         br_thread = t;
@@ -336,6 +387,10 @@ Exit:
             if (t->loop == NULL)
                 continue;
             br_listeners_close(t);
+            if (t->accept_ctx.ssl_ctx != NULL && t->num_conns == 0) {
+                SSL_CTX_free(t->accept_ctx.ssl_ctx);
+                t->accept_ctx.ssl_ctx = NULL;
+            }
             /* A context with live connections cannot be disposed safely; after
              * the drain deadline the process exits with them open. */
             if (t->num_conns == 0) {

@@ -21,7 +21,10 @@ typedef struct st_br_server_t {
     br_store_t *store;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
-    SSL_CTX *ssl_ctx; /* NULL for plain HTTP */
+    SSL_CTX *ssl_ctx; /* NULL for plain HTTP; replaced on SIGHUP under tls_lock */
+    pthread_mutex_t tls_lock;
+    unsigned tls_generation;                /* bumped on each successful reload */
+    volatile sig_atomic_t reload_requested; /* SIGHUP */
     br_auth_t *auth;  /* allows everything when the config has no auth section */
     volatile sig_atomic_t shutdown_requested;
     uint64_t started_at_ms;
@@ -45,6 +48,7 @@ typedef struct st_br_thread_t {
     h2o_linklist_t conns; /* br_conn_t of this thread */
     size_t num_conns;
     uint64_t drain_deadline_ms; /* set when shutdown starts */
+    unsigned tls_generation;    /* of the SSL_CTX in accept_ctx (this thread holds a reference) */
 } br_thread_t;
 
 extern __thread br_thread_t *br_thread;

@@ -10,3 +10,5 @@ TESTS += tests/server/http2.sh
 TESTS += tests/server/bigbody.sh
 TESTS += tests/server/crash.sh
 TESTS += tests/server/auth.sh
+TESTS += tests/server/tls_reload.sh
+EXTRA_DIST += tests/server/tls_reload.sh
