@@ -215,17 +215,24 @@ def free_bytes(path):
 
 
 def cleanup_blobs(t, repo, digests):
-    """Give the disk back: DELETE through the API, and for distribution (which
-    only frees space in an offline garbage collection) unlink the blob data."""
+    """Give the disk back: DELETE through the API, then unlink the blob data
+    file, since both servers keep content until a garbage collection (berth:
+    <root>/blobs/sha256/<2 hex>/<hex>; distribution:
+    <root>/docker/registry/v2/blobs/sha256/<2 hex>/<hex>/data). These digests
+    (random suffixes) are never asked for again."""
     c = Conn(t["url"])
     for dg in digests:
         try:
             c.request("DELETE", "/v2/%s/blobs/%s" % (repo, dg))
         except Exception:
             c.close()
+        hexd = dg.split(":", 1)[1]
+        p = None
         if t.get("kind") == "distribution" and t.get("root"):
-            hexd = dg.split(":", 1)[1]
             p = os.path.join(t["root"], "docker/registry/v2/blobs/sha256", hexd[:2], hexd, "data")
+        elif t.get("kind") == "berth" and t.get("root"):
+            p = os.path.join(t["root"], "blobs/sha256", hexd[:2], hexd)
+        if p:
             try:
                 os.unlink(p)
             except OSError:
