@@ -137,7 +137,11 @@ static SSL_CTX *build_ssl_ctx(const br_config_t *c)
         SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);
     }
     if (c->http2) {
-        h2o_ssl_register_alpn_protocols(ctx, h2o_http2_alpn_protocols);
+        /* h2o's own list has only h2 (and drafts): a client offering only
+         * http/1.1 would get no ALPN answer at all. h2o accepts a connection
+         * whose selected protocol is not h2 as HTTP/1. */
+        static const h2o_iovec_t h2_h1[] = {{(char *)"h2", 2}, {(char *)"http/1.1", 8}, {NULL, 0}};
+        h2o_ssl_register_alpn_protocols(ctx, h2_h1);
     } else {
         static const h2o_iovec_t h1_only[] = {{(char *)"http/1.1", 8}, {NULL, 0}};
         h2o_ssl_register_alpn_protocols(ctx, h1_only);

@@ -12,3 +12,4 @@ TESTS += tests/server/crash.sh
 TESTS += tests/server/auth.sh
 TESTS += tests/server/tls_reload.sh
 EXTRA_DIST += tests/server/tls_reload.sh
+TESTS += tests/server/tls.sh
