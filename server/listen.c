@@ -22,6 +22,7 @@
 #include <unistd.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include "server/server.h"
 
@@ -254,6 +255,25 @@ static uint64_t tcp_quiet_ms(int fd)
     return ti.tcpi_last_data_recv < ti.tcpi_last_data_sent ? ti.tcpi_last_data_recv : ti.tcpi_last_data_sent;
 }
 
+/* A request body above the spill threshold arrives in a file-backed shared
+ * mapping (h2o_buffer_t with _fd != -1). The bytes are safe in the file, so
+ * the pages received so far are unmapped from the process (MADV_DONTNEED on a
+ * shared file mapping drops only the mapping; a later read faults them back
+ * from the page cache). This keeps RSS bounded while a multi-GiB body arrives;
+ * h2o gives no hook during reception, so the sweep does it. The first page
+ * (the buffer header) is left alone. */
+static void release_spilled_input(h2o_socket_t *sock)
+{
+    h2o_buffer_t *b = sock->input;
+    if (b == NULL || b->_fd == -1 || b->size == 0)
+        return;
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t start = ((uintptr_t)b + page) & ~(page - 1);
+    uintptr_t end = ((uintptr_t)b->bytes + b->size) & ~(page - 1);
+    if (end > start)
+        madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 static void on_sweep(h2o_timeout_entry_t *entry)
 {
     br_thread_t *t = H2O_STRUCT_FROM_MEMBER(br_thread_t, sweep_entry, entry);
@@ -287,6 +307,7 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
             continue;
         }
+        release_spilled_input(sock);
         int stale = now - c->last_active_ms >= idle && (sock->_cb.read != NULL || sock->input == NULL || sock->input->size == 0);
         int slow_headers = c->header_since_ms != 0 && now - c->header_since_ms >= BR_HEADER_TIMEOUT_MS;
         if (stale || slow_headers)
