@@ -13,7 +13,7 @@ mode=${1:-start}
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config ca-certificates
   libh2o-evloop-dev libssl-dev libyaml-dev liblmdb-dev libjansson-dev libcrypt-dev"
-TEST_DEPS="curl jq python3 openssl nghttp2-client iproute2 procps
+TEST_DEPS="curl jq python3 openssl bc nghttp2-client iproute2 procps util-linux
   skopeo podman buildah umoci docker.io containerd uidmap fuse-overlayfs"
 
 as_root() {
