@@ -251,6 +251,20 @@ Exit:
     return ret;
 }
 
+/* "Basic Og==" is base64(":"): no user and no password. containers/image
+ * (skopeo, podman, buildah) sends it when it holds no credentials for a
+ * registry that challenged with Basic. It means anonymous, not a failed login
+ * (which would also count towards the back-off). */
+static int is_empty_basic(br_str_t h)
+{
+    br_str_t v = br_str(h.base + 6, h.len - 6);
+    while (v.len != 0 && v.base[0] == ' ')
+        v.base++, v.len--;
+    while (v.len != 0 && v.base[v.len - 1] == ' ')
+        v.len--;
+    return br_str_eq(v, BR_STR("Og==")) || br_str_eq(v, BR_STR("Og"));
+}
+
 int br_auth_check(br_auth_t *a, const br_auth_request_t *r, br_auth_result_t *out)
 {
     int ret;
@@ -262,6 +276,8 @@ int br_auth_check(br_auth_t *a, const br_auth_request_t *r, br_auth_result_t *ou
         return 0;
 
     br_str_t h = r->authorization;
+    if (h.len >= 6 && strncasecmp(h.base, "basic ", 6) == 0 && is_empty_basic(h))
+        h = br_str("", 0);
     if (h.len == 0) {
         out->_kind = KIND_ANONYMOUS;
         /* GET /v2/ without credentials must answer 401: that is how clients

@@ -258,6 +258,15 @@ is "$(code DELETE /v2/public/one/manifests/v1)" 401 "A: anonymous DELETE in publ
 is "$(code GET /v2/secret/x/manifests/v1)" 401 "A: anonymous pull of secret/x is 401"
 is "$(code GET /v2/team/t/tags/list)" 401 "A: anonymous pull of team/t is 401"
 
+# "Basic Og==" (empty user and password, as containers/image sends without
+# credentials) is anonymous: no failed login, no back-off
+is "$(code GET /v2/public/one/tags/list -u ':')" 200 "A: Basic with empty user and password pulls public/one (anonymous)"
+st=$(code GET /v2/secret/x/tags/list -u ':')
+is "$st $(err_code)" "401 UNAUTHORIZED" "A: ... and gets 401 on a private repository"
+is "$(jq -r '.errors[0].message' "$BR_TMP/b")" "authentication required" "A: ... as anonymous, not as a failed login"
+for i in 1 2 3 4 5 6 7 8; do code GET /v2/ -u ':' --interface 127.0.0.4 >/dev/null; done
+is "$(code GET /v2/ -u "bob:$PW_BOB" --interface 127.0.0.4)" 200 "A: eight empty Basic logins do not start the back-off"
+
 # signed-in users without the right: 403 DENIED
 st=$(code GET /v2/secret/x/manifests/v1 -u "bob:$PW_BOB")
 is "$st" 403 "A: bob pulling secret/x is 403"

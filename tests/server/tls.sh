@@ -135,8 +135,8 @@ ok "TLS 1.0 handshake refused" refused "$out"
 st=$(curl -s -o /dev/null --max-time 15 "${CA[@]}" --tlsv1.1 --tls-max 1.1 --ciphers 'DEFAULT:@SECLEVEL=0' \
     -w '%{http_code}' "$BR_URL/v2/" 2>/dev/null)
 ok "curl --tls-max 1.1 gets no answer ($st)" test "$st" != 200
-like "$(sc -tls1_2)" 'Protocol *: TLSv1\.2' "TLS 1.2 accepted"
-like "$(sc -tls1_3)" 'Protocol *: TLSv1\.3' "TLS 1.3 accepted"
+like "$(sc -tls1_2)" 'New, TLSv1\.2, Cipher is [A-Z]|Protocol *: TLSv1\.2' "TLS 1.2 accepted"
+like "$(sc -tls1_3)" 'New, TLSv1\.3, Cipher is [A-Z]|Protocol *: TLSv1\.3' "TLS 1.3 accepted"
 is "$(cv "${CA[@]}" --tlsv1.2 --tls-max 1.2 "$BR_URL/v2/")" "200 2" "curl over TLS 1.2: 200"
 ok "still serving" alive
 
