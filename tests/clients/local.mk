@@ -3,3 +3,4 @@
 # runs them against Debian's docker-registry (distribution 2.8) instead of berth.
 TESTS += tests/clients/skopeo.sh tests/clients/podman.sh tests/clients/docker.sh tests/clients/ctr.sh tests/clients/artifact.sh
 EXTRA_DIST += tests/clients/clients.sh tests/clients/images.sh
+TESTS += tests/clients/auth-clients.sh
