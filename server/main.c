@@ -218,11 +218,11 @@ static void setup_globalconf(br_config_t *c)
         logger->log_access = on_access_log;
     }
 
-    /* Request bodies above 32 MiB spill to a file on the storage volume
+    /* Large request bodies spill to a file on the storage volume
      * instead of RAM (h2o maps it); the template is global to h2o. */
     snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
              "%s/h2o.body.XXXXXX", br_store_tmp_dir(br_srv.store));
-    h2o_socket_buffer_mmap_settings.threshold = 32 * 1024 * 1024;
+    h2o_socket_buffer_mmap_settings.threshold = BR_SPILL_THRESHOLD;
 }
 
 /* One access-log line per request, written when h2o disposes the request (so

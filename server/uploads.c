@@ -18,9 +18,6 @@
 
 /* Clients should send chunks of at least this size (except the last). */
 #define CHUNK_MIN_LENGTH "1048576"
-/* h2o maps bodies at or above this size (see main.c); below it they are
- * malloc'ed and must not be madvise'd. */
-#define SPILL_THRESHOLD (32u * 1024 * 1024)
 
 typedef enum { OP_MONOLITHIC, OP_PATCH, OP_PUT } op_t;
 
@@ -68,7 +65,8 @@ static void send_created(h2o_req_t *req, br_str_t name, const br_digest_t *d)
  * in the upload file now, so neither RSS nor the spill file needs to keep it. */
 static void release_written(upload_job_t *j)
 {
-    if (j->len < SPILL_THRESHOLD)
+    /* Below the spill threshold the body is on the heap: never madvise it. */
+    if (j->len < BR_SPILL_THRESHOLD)
         return;
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
     uintptr_t start = ((uintptr_t)j->body + j->released + page - 1) & ~(uintptr_t)(page - 1);
