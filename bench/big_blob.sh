@@ -68,7 +68,7 @@ push_once() {
     loc=$(curl -sk $flags -X POST -D - -o /dev/null "$url/v2/bench/big/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
     case $loc in http*) ;; *) loc="$url$loc" ;; esac
     t0=$(date +%s.%N)
-    loc=$(curl -sk $flags -X PATCH -H 'Content-Type: application/octet-stream' --data-binary @"$T/blob" -D - -o /dev/null "$loc" |
+    loc=$(curl -sk $flags -X PATCH -H 'Content-Type: application/octet-stream' -T "$T/blob" -D - -o /dev/null "$loc" |
         tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')
     case $loc in http*) ;; *) loc="$url$loc" ;; esac
     case $loc in *\?*) loc="$loc&digest=$DIGEST" ;; *) loc="$loc?digest=$DIGEST" ;; esac
