@@ -165,100 +165,20 @@ pm() { private_ns podman --root "$CLIENTS_STORAGE_ROOT" --runroot "$CLIENTS_STOR
 DOCKER=/usr/bin/docker
 [ -x "$DOCKER" ] || DOCKER=$(command -v docker 2>/dev/null) || DOCKER=""
 D="$BR_TMP/docker"
-_dockerd_pid=""
-dockerd_start() {
-    mkdir -p "$D/data" "$D/exec" "$D/cli"
-    printf '{"deprecated-key-path": "%s"}\n' "$D/key.json" >"$D/daemon.json"
-    local ns='if [ -d /run/docker ]; then mount -n -t tmpfs none /run/docker; else mount -n -t tmpfs none /run; fi && exec "$@"'
-    local pre="unshare -m sh -c"
-    unshare -m true 2>/dev/null || { ns='exec "$@"'; pre="sh -c"; }
-    env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u NO_PROXY -u no_proxy \
-        $pre "$ns" sh dockerd --config-file "$D/daemon.json" \
-        --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
-        --storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs \
-        --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
-        -H "unix://$D/docker.sock" >"$D/dockerd.log" 2>&1 &
-    _dockerd_pid=$!
-    at_exit dockerd_stop
-    local i
-    for i in $(seq 1 900); do
-        DOCKER_HOST="unix://$D/docker.sock" t "$DOCKER" version >/dev/null 2>&1 && return 0
-        kill -0 "$_dockerd_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    diag "dockerd did not come up; log:"
-    tail -n 30 "$D/dockerd.log" | sed 's/^/#   /'
-    return 1
-}
-dockerd_stop() {
-    [ -n "$_dockerd_pid" ] || return 0
-    local cpid
-    cpid=$(cat "$D/exec/containerd/containerd.pid" 2>/dev/null)
-    kill -TERM "$_dockerd_pid" 2>/dev/null
-    wait_pid "$_dockerd_pid" 30 || kill -KILL "$_dockerd_pid" 2>/dev/null
-    wait "$_dockerd_pid" 2>/dev/null
-    if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
-        kill -TERM "$cpid" 2>/dev/null
-        wait_pid "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null
-    fi
-    _dockerd_pid=""
-}
 dk() { DOCKER_HOST="unix://$D/docker.sock" DOCKER_CONFIG="$D/cli" t "$DOCKER" "$@"; }
 
 C="$BR_TMP/containerd"
-_containerd_pid=""
-containerd_start() {
-    mkdir -p "$C/root" "$C/state" "$C/opt"
-    cat >"$C/config.toml" <<EOF
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs"]
-[grpc]
-  address = "$C/containerd.sock"
-[ttrpc]
-  address = "$C/containerd.sock.ttrpc"
-[debug]
-  address = "$C/debug.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-EOF
-    local ns='exec "$@"' pre="sh -c"
-    unshare -m true 2>/dev/null && pre="unshare -m sh -c"
-    env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $pre "$ns" sh \
-        containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
-    _containerd_pid=$!
-    at_exit containerd_stop
-    local i
-    for i in $(seq 1 300); do
-        [ -S "$C/containerd.sock" ] && cr version >/dev/null 2>&1 && return 0
-        kill -0 "$_containerd_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    diag "containerd did not come up; log:"
-    tail -n 30 "$C/containerd.log" | sed 's/^/#   /'
-    return 1
-}
-containerd_stop() {
-    [ -n "$_containerd_pid" ] || return 0
-    kill -TERM "$_containerd_pid" 2>/dev/null
-    wait_pid "$_containerd_pid" 30 || kill -KILL "$_containerd_pid" 2>/dev/null
-    wait "$_containerd_pid" 2>/dev/null
-    _containerd_pid=""
-}
 cr() { CONTAINERD_SNAPSHOTTER=native t ctr --address "$C/containerd.sock" --namespace berth-auth "$@"; }
 image_target() { cr images ls 2>/dev/null | awk -v n="$1" '$1 == n { print $3 }'; }
 
 # Start the daemons once, up front (they outlive the berth restarts).
 HAVE_DOCKER=""
 if [ -n "$DOCKER" ] && have dockerd && have unshare; then
-    if dockerd_start; then HAVE_DOCKER=yes; else diag "dockerd did not start: docker steps fail"; HAVE_DOCKER=broken; fi
+    if dockerd_start "$D" 900; then HAVE_DOCKER=yes; else diag "dockerd did not start: docker steps fail"; HAVE_DOCKER=broken; fi
 fi
 HAVE_CTR=""
 if have containerd && have ctr && have unshare; then
-    if containerd_start; then HAVE_CTR=yes; else HAVE_CTR=broken; fi
+    if containerd_start "$C"; then HAVE_CTR=yes; else HAVE_CTR=broken; fi
 fi
 [ "$HAVE_CTR" = yes ] && ok "ctr images import (OCI archive)" quiet cr images import --base-name berth/small "$BR_TMP/small-oci.tar"
 if [ "$HAVE_DOCKER" = yes ]; then

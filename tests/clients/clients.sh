@@ -238,3 +238,113 @@ quiet() {
     [ $rc -eq 0 ] || sed 's/^/#   /' "$BR_TMP/quiet.out" | head -n 30
     return $rc
 }
+
+# --- a private dockerd -------------------------------------------------------
+# _daemon_wait NAME PID LOG TRIES CMD... — poll CMD (output discarded) every
+# 0.1 s, at most TRIES times, while PID lives; on failure show LOG's tail.
+_daemon_wait() {
+    local name=$1 pid=$2 log=$3 tries=$4 i
+    shift 4
+    for i in $(seq 1 "$tries"); do
+        "$@" >/dev/null 2>&1 && return 0
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    diag "$name did not come up; log:"
+    tail -n 30 "$log" | sed 's/^/#   /'
+    return 1
+}
+
+# dockerd_start DIR TRIES — start a private dockerd (Debian's docker.io, moby
+# 20.10) with everything under DIR: vfs storage, no iptables, no bridge, its
+# own data/exec roots, socket DIR/docker.sock, CLI config dir DIR/cli,
+# daemon.json, log and (managed) containerd; stopped at exit (dockerd_stop).
+# Waits up to TRIES x 0.1 s for `$DOCKER version` against DIR/docker.sock (the
+# caller sets DOCKER, and DOCKER_CONFIG if it wants one).
+# dockerd 20.10 also writes /run/docker/plugins and (without
+# deprecated-key-path in daemon.json) /etc/docker/key.json: a tmpfs over /run/docker (or
+# /run when it doesn't exist) in a private mount namespace keeps the first off
+# the machine, the flag the second.
+_dockerd_pid=""
+_dockerd_dir=""
+dockerd_start() {
+    local D=$1 tries=$2
+    _dockerd_dir=$D
+    mkdir -p "$D/data" "$D/exec" "$D/cli"
+    # (deprecated-key-path has no command-line flag in 20.10, only this key)
+    printf '{"deprecated-key-path": "%s"}\n' "$D/key.json" >"$D/daemon.json"
+    local ns='if [ -d /run/docker ]; then mount -n -t tmpfs none /run/docker; else mount -n -t tmpfs none /run; fi && exec "$@"'
+    local pre="unshare -m sh -c"
+    unshare -m true 2>/dev/null || { ns='exec "$@"'; pre="sh -c"; }
+    env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u NO_PROXY -u no_proxy \
+        $pre "$ns" sh dockerd --config-file "$D/daemon.json" \
+        --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
+        --storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs \
+        --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
+        -H "unix://$D/docker.sock" >"$D/dockerd.log" 2>&1 &
+    _dockerd_pid=$!
+    at_exit dockerd_stop
+    _daemon_wait dockerd "$_dockerd_pid" "$D/dockerd.log" "$tries" _dockerd_up
+}
+_dockerd_up() { DOCKER_HOST="unix://$_dockerd_dir/docker.sock" t "$DOCKER" version; }
+
+# dockerd_stop — stop dockerd (it stops its own containerd); SIGKILL after
+# 30 s, then make sure the managed containerd is gone too.
+dockerd_stop() {
+    [ -n "$_dockerd_pid" ] || return 0
+    local cpid
+    cpid=$(cat "$_dockerd_dir/exec/containerd/containerd.pid" 2>/dev/null)
+    kill -TERM "$_dockerd_pid" 2>/dev/null
+    wait_pid "$_dockerd_pid" 30 || kill -KILL "$_dockerd_pid" 2>/dev/null
+    wait "$_dockerd_pid" 2>/dev/null
+    if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
+        kill -TERM "$cpid" 2>/dev/null
+        wait_pid "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null
+    fi
+    _dockerd_pid=""
+}
+
+# --- a private containerd ----------------------------------------------------
+# containerd_start DIR — start a private containerd (1.6) with its config,
+# root, state, gRPC socket DIR/containerd.sock, opt dir and log under DIR, CRI
+# plugin off, only the native snapshotter, in a private mount namespace when
+# allowed; stopped at exit (containerd_stop). Waits up to 30 s for the socket
+# and `cr version` (the caller defines cr: ctr against DIR/containerd.sock).
+_containerd_pid=""
+containerd_start() {
+    local C=$1
+    mkdir -p "$C/root" "$C/state" "$C/opt"
+    cat >"$C/config.toml" <<EOF
+version = 2
+root = "$C/root"
+state = "$C/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
+  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
+  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs"]
+[grpc]
+  address = "$C/containerd.sock"
+[ttrpc]
+  address = "$C/containerd.sock.ttrpc"
+[debug]
+  address = "$C/debug.sock"
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$C/opt"
+EOF
+    local ns='exec "$@"' pre="sh -c"
+    unshare -m true 2>/dev/null && pre="unshare -m sh -c"
+    env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $pre "$ns" sh \
+        containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
+    _containerd_pid=$!
+    at_exit containerd_stop
+    _daemon_wait containerd "$_containerd_pid" "$C/containerd.log" 300 _containerd_up "$C/containerd.sock"
+}
+_containerd_up() { [ -S "$1" ] && cr version; }
+
+# containerd_stop — stop containerd; SIGKILL after 30 s.
+containerd_stop() {
+    [ -n "$_containerd_pid" ] || return 0
+    kill -TERM "$_containerd_pid" 2>/dev/null
+    wait_pid "$_containerd_pid" 30 || kill -KILL "$_containerd_pid" 2>/dev/null
+    wait "$_containerd_pid" 2>/dev/null
+    _containerd_pid=""
+}

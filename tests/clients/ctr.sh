@@ -27,55 +27,13 @@ need containerd ctr skopeo umoci jq curl unshare
 
 registry_start || { echo "Bail out! registry did not start"; exit 1; }
 
-# --- a private containerd ---------------------------------------------------
+# --- a private containerd (containerd_start/containerd_stop in clients.sh) ---
 C="$BR_TMP/containerd"
-mkdir -p "$C/root" "$C/state" "$C/opt"
-cat >"$C/config.toml" <<EOF
-version = 2
-root = "$C/root"
-state = "$C/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri", "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs",
-  "io.containerd.snapshotter.v1.devmapper", "io.containerd.snapshotter.v1.overlayfs"]
-[grpc]
-  address = "$C/containerd.sock"
-[ttrpc]
-  address = "$C/containerd.sock.ttrpc"
-[debug]
-  address = "$C/debug.sock"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$C/opt"
-EOF
-_containerd_pid=""
-containerd_start() {
-    local ns='exec "$@"' pre="sh -c"
-    unshare -m true 2>/dev/null && pre="unshare -m sh -c"
-    env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy $pre "$ns" sh \
-        containerd --config "$C/config.toml" >"$C/containerd.log" 2>&1 &
-    _containerd_pid=$!
-    at_exit containerd_stop
-    local i
-    for i in $(seq 1 300); do
-        [ -S "$C/containerd.sock" ] && cr version >/dev/null 2>&1 && return 0
-        kill -0 "$_containerd_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    diag "containerd did not come up; log:"
-    tail -n 30 "$C/containerd.log" | sed 's/^/#   /'
-    return 1
-}
-containerd_stop() {
-    [ -n "$_containerd_pid" ] || return 0
-    kill -TERM "$_containerd_pid" 2>/dev/null
-    wait_pid "$_containerd_pid" 30 || kill -KILL "$_containerd_pid" 2>/dev/null
-    wait "$_containerd_pid" 2>/dev/null
-    _containerd_pid=""
-}
 
 cr() { t ctr --address "$C/containerd.sock" --namespace berth-test "$@"; }
 export CONTAINERD_SNAPSHOTTER=native
 
-containerd_start || { echo "Bail out! containerd did not start"; exit 1; }
+containerd_start "$C" || { echo "Bail out! containerd did not start"; exit 1; }
 ok "private containerd is up" quiet cr version
 
 # image_target NAME — digest the image NAME points at, from ctr images ls.

@@ -27,62 +27,13 @@ DOCKER=/usr/bin/docker
 
 registry_start || { echo "Bail out! registry did not start"; exit 1; }
 
-# --- a private dockerd ------------------------------------------------------
+# --- a private dockerd (dockerd_start/dockerd_stop in clients.sh) -----------
 D="$BR_TMP/docker"
-mkdir -p "$D/data" "$D/exec" "$D/cli"
-# (deprecated-key-path has no command-line flag in 20.10, only this key)
-printf '{"deprecated-key-path": "%s"}\n' "$D/key.json" >"$D/daemon.json"
 export DOCKER_HOST="unix://$D/docker.sock" DOCKER_CONFIG="$D/cli"
-_dockerd_pid=""
-
-# dockerd 20.10 also writes /run/docker/plugins and (without
-# deprecated-key-path in daemon.json) /etc/docker/key.json: a tmpfs over /run/docker (or
-# /run when it doesn't exist) in a private mount namespace keeps the first off
-# the machine, the flag the second.
-dockerd_start() {
-    local ns='if [ -d /run/docker ]; then mount -n -t tmpfs none /run/docker; else mount -n -t tmpfs none /run; fi && exec "$@"'
-    local pre="unshare -m sh -c"
-    unshare -m true 2>/dev/null || { ns='exec "$@"'; pre="sh -c"; }
-    env -u HTTP_PROXY -u HTTPS_PROXY -u http_proxy -u https_proxy -u NO_PROXY -u no_proxy \
-        $pre "$ns" sh dockerd --config-file "$D/daemon.json" \
-        --iptables=false --ip6tables=false --bridge=none --ip-forward=false --ip-masq=false \
-        --storage-driver=vfs --exec-opt native.cgroupdriver=cgroupfs \
-        --data-root "$D/data" --exec-root "$D/exec" --pidfile "$D/dockerd.pid" \
-        -H "unix://$D/docker.sock" >"$D/dockerd.log" 2>&1 &
-    _dockerd_pid=$!
-    at_exit dockerd_stop
-    local i
-    for i in $(seq 1 600); do
-        if t "$DOCKER" version >/dev/null 2>&1; then
-            return 0
-        fi
-        kill -0 "$_dockerd_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    diag "dockerd did not come up; log:"
-    tail -n 30 "$D/dockerd.log" | sed 's/^/#   /'
-    return 1
-}
-
-# Stop dockerd (it stops its own containerd); SIGKILL after 30 s, then make
-# sure the managed containerd is gone too.
-dockerd_stop() {
-    [ -n "$_dockerd_pid" ] || return 0
-    local cpid
-    cpid=$(cat "$D/exec/containerd/containerd.pid" 2>/dev/null)
-    kill -TERM "$_dockerd_pid" 2>/dev/null
-    wait_pid "$_dockerd_pid" 30 || kill -KILL "$_dockerd_pid" 2>/dev/null
-    wait "$_dockerd_pid" 2>/dev/null
-    if [ -n "$cpid" ] && kill -0 "$cpid" 2>/dev/null; then
-        kill -TERM "$cpid" 2>/dev/null
-        wait_pid "$cpid" 10 || kill -KILL "$cpid" 2>/dev/null
-    fi
-    _dockerd_pid=""
-}
 
 dk() { t "$DOCKER" "$@"; }
 
-dockerd_start || { echo "Bail out! dockerd did not start"; exit 1; }
+dockerd_start "$D" 600 || { echo "Bail out! dockerd did not start"; exit 1; }
 ok "private dockerd is up (vfs)" sh -c '"$1" info --format "{{.Driver}}" | grep -qx vfs' sh "$DOCKER"
 
 # --- image: scratch-built, as a docker-archive ------------------------------
