@@ -24,6 +24,8 @@ HOST = "127.0.0.1"
 # memory bounds are reported, not asserted, there. The normal build asserts both.
 SANITIZED = os.environ.get("BR_SANITIZED") == "1"
 LATENCY_BOUND = 5.0 if SANITIZED else 1.0
+# Request timeouts and attack sizes scale with the build's speed.
+SLOWDOWN = 5 if SANITIZED else 1
 
 
 def check_memory(name, cond, detail=""):
@@ -156,7 +158,7 @@ def parse_response(data):
         return status, hdrs, rest[:n]
 
 
-def request(port, method, path, headers=None, body=b"", src=None, timeout=5.0, raw_path=True):
+def request(port, method, path, headers=None, body=b"", src=None, timeout=5.0 * SLOWDOWN, raw_path=True):
     """One HTTP/1.1 request on a fresh connection (Connection: close).
     Returns (status, headers, body); status None when the server closed
     without a response."""
@@ -198,7 +200,7 @@ class Prober(threading.Thread):
 
     def run(self):
         while not self._stop_ev.is_set():
-            self.lat.append(get_v2_latency(self.port, self.src, timeout=3.0))
+            self.lat.append(get_v2_latency(self.port, self.src, timeout=3.0 * SLOWDOWN))
             self._stop_ev.wait(self.interval)
 
     def stop(self):
