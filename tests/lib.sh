@@ -148,4 +148,15 @@ header() {
 
 body() { cat "$BR_TMP/b"; }
 
+# no_sanitizer_report LOG — a test that LOG holds no ASan/LSan/TSan/UBSan
+# report; on failure the report is shown as diagnostics.
+no_sanitizer_report() {
+    if grep -qE "ERROR: (Address|Leak|Thread)Sanitizer|runtime error:" "$1"; then
+        ok "no sanitizer report in the server log" false
+        grep -A14 -E "ERROR: (Address|Leak|Thread)Sanitizer|runtime error:" "$1" | head -n 60 | sed 's/^/#   /'
+    else
+        ok "no sanitizer report in the server log" true
+    fi
+}
+
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }

@@ -200,11 +200,6 @@ ok "client certificate from another CA: refused (curl exit $rc)" test $rc -ne 0 
 is "$(cv "${CA[@]}" "${CC[@]}" "$BR_URL/v2/")" "200 2" "the right certificate still works afterwards"
 ok "berth (mtls) stops cleanly" br_stop
 
-if grep -qE "ERROR: (Address|Leak|Thread)Sanitizer|runtime error:" "$BR_TMP/server.log"; then
-    ok "no sanitizer report in the server log" false
-    grep -A14 -E "ERROR: (Address|Leak|Thread)Sanitizer|runtime error:" "$BR_TMP/server.log" | head -n 60 | sed 's/^/#   /'
-else
-    ok "no sanitizer report in the server log" true
-fi
+no_sanitizer_report "$BR_TMP/server.log"
 diag "runtime $(($(date +%s) - t_start)) s"
 done_testing
