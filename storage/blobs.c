@@ -1,6 +1,6 @@
 /*
  * Blobs: the content files under blobs/, their index records, repository
- * links and reference counts.
+ * links (and their reverse, holders) and reference counts.
  *
  * A blob's file is placed with link() from a fully written, fsynced source
  * file, so blobs/ never holds a partial file under a final name: link() is
@@ -151,12 +151,26 @@ int br_txn_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d
         return 0;
     if (rc != 0)
         return br_store_mdb_err(rc, "link blob");
+    if ((ret = br_txn_holder_put(s, txn, key.buf + repo.len + 1, repo)) != 0)
+        return ret;
     return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, 1, NULL);
+}
+
+int br_txn_holder_put(br_store_t *s, MDB_txn *txn, const unsigned char *pd, br_str_t repo)
+{
+    br_key_t key;
+    MDB_val k, v = {0, NULL};
+    int rc;
+    br_key_holder(&key, pd, repo);
+    k = br_key_val(&key);
+    if ((rc = mdb_put(txn, s->db_holders, &k, &v, 0)) != 0)
+        return br_store_mdb_err(rc, "record blob holder");
+    return 0;
 }
 
 int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d)
 {
-    br_key_t key;
+    br_key_t key, hkey;
     MDB_val k;
     int rc;
     br_key_init(&key, repo);
@@ -166,6 +180,12 @@ int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t 
         return BR_E_BLOB_UNKNOWN;
     if (rc != 0)
         return br_store_mdb_err(rc, "unlink blob");
+    br_key_holder(&hkey, key.buf + repo.len + 1, repo);
+    k = br_key_val(&hkey);
+    /* A missing holders row is damage br_store_verify reports; the unlink
+     * still leaves the right state behind. */
+    if ((rc = mdb_del(txn, s->db_holders, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+        return br_store_mdb_err(rc, "remove blob holder");
     return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, -1, NULL);
 }
 
@@ -264,17 +284,52 @@ int br_blob_open(br_store_t *s, br_str_t repo, const br_digest_t *d, int *fd, ui
     return 0;
 }
 
-int br_blob_mount(br_store_t *s, br_str_t repo, br_str_t from, const br_digest_t *d, uint64_t *size)
+/* The first holder of a blob that a mount predicate accepts. */
+typedef struct st_holder_find_t {
+    br_repo_pred_cb pred;
+    void *ctx;
+    size_t len;
+    char name[BR_NAME_MAX];
+} holder_find_t;
+
+static int on_holder(void *p, br_str_t repo)
+{
+    holder_find_t *f = p;
+    if (repo.len == 0 || repo.len > sizeof(f->name) || !f->pred(f->ctx, repo))
+        return 0;
+    memcpy(f->name, repo.base, repo.len);
+    f->len = repo.len;
+    return 1;
+}
+
+/* With pred, the source is the first repository holding d (in name order)
+ * that pred accepts; without, from (any repository when empty). */
+static int blob_mount(br_store_t *s, br_str_t repo, br_str_t from, const br_digest_t *d, br_repo_pred_cb pred, void *ctx,
+                      uint64_t *size)
 {
     MDB_txn *txn = NULL;
     br_blob_rec_t rec;
-    int ret;
+    holder_find_t f = {pred, ctx, 0, {0}};
+    unsigned char pd[BR_PDIGEST_MAX];
+    int more, ret;
     if (repo.len == 0)
         return BR_E_NAME_INVALID;
     if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
         return ret;
     /* Check and link in one write txn, so an unlink from `from` racing with
-     * the mount either happens before (mount fails) or after (both counted). */
+     * the mount either happens before (mount fails) or after (both counted).
+     * The holder is chosen in the same txn for the same reason: pred is
+     * called with the writer lock held, which is why it must be cheap. */
+    if (pred != NULL) {
+        if ((ret = br_store_scan(txn, s->db_holders, pd, br_pdigest_pack(d, pd), br_str(NULL, 0), SIZE_MAX, on_holder, &f,
+                                 &more)) != 0)
+            goto Exit;
+        if (f.len == 0) {
+            ret = BR_E_BLOB_UNKNOWN;
+            goto Exit;
+        }
+        from = br_str(f.name, f.len);
+    }
     if ((ret = txn_blob_get(s, txn, from, d, &rec)) != 0 || (ret = br_txn_link(s, txn, repo, d)) != 0)
         goto Exit;
     ret = br_store_wtxn_end(&txn, 0);
@@ -282,6 +337,16 @@ int br_blob_mount(br_store_t *s, br_str_t repo, br_str_t from, const br_digest_t
         *size = rec.size;
 Exit:
     return br_store_wtxn_end(&txn, ret);
+}
+
+int br_blob_mount(br_store_t *s, br_str_t repo, br_str_t from, const br_digest_t *d, uint64_t *size)
+{
+    return blob_mount(s, repo, from, d, NULL, NULL, size);
+}
+
+int br_blob_mount_any(br_store_t *s, br_str_t repo, const br_digest_t *d, br_repo_pred_cb pred, void *ctx, uint64_t *size)
+{
+    return blob_mount(s, repo, br_str(NULL, 0), d, pred, ctx, size);
 }
 
 int br_blob_unlink(br_store_t *s, br_str_t repo, const br_digest_t *d)

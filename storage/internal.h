@@ -31,6 +31,11 @@ typedef struct st_br_key_t {
 void br_key_init(br_key_t *k, br_str_t repo);              /* "repo\0" */
 void br_key_add(br_key_t *k, const void *p, size_t len);    /* append raw bytes */
 void br_key_add_digest(br_key_t *k, const br_digest_t *d); /* append packed digest */
+/* "D repo": the holders key, the reverse of the links key "repo\0D" (pd is a
+ * packed digest). */
+void br_key_holder(br_key_t *k, const unsigned char *pd, br_str_t repo);
+/* Splits a key "repo\0<rest>"; 0 when it has no NUL. */
+int br_key_split(const MDB_val *k, br_str_t *repo, const unsigned char **rest, size_t *rest_len);
 static inline MDB_val br_key_val(br_key_t *k)
 {
     MDB_val v = {k->len, k->buf};
@@ -85,7 +90,7 @@ typedef struct st_br_claim_t {
 
 struct st_br_store_t {
     MDB_env *env;
-    MDB_dbi db_meta, db_repos, db_blobs, db_links, db_manifests, db_tags, db_mtags, db_referrers, db_uploads;
+    MDB_dbi db_meta, db_repos, db_blobs, db_links, db_holders, db_manifests, db_tags, db_mtags, db_referrers, db_uploads;
     int fsync;
     int root_fd, blob_fd[3], uploads_fd; /* blob_fd indexed by br_alg_t */
     int sub_fd[3][256];                  /* blobs/<alg>/<2 hex>, opened lazily; -1 until then */
@@ -131,6 +136,9 @@ int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_
 int br_txn_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d);
 /* Removes the link; BR_E_BLOB_UNKNOWN when there was none. */
 int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d);
+/* Records repo as a holder of packed digest pd (the holders row of a links
+ * row). br_txn_link calls it; so does the schema 1 -> 2 migration. */
+int br_txn_holder_put(br_store_t *s, MDB_txn *txn, const unsigned char *pd, br_str_t repo);
 
 /* Makes the file srcname (in directory srcfd, already fsynced) the content of
  * blob d: link()s it into blobs/ and fsyncs the directory. */

@@ -74,6 +74,18 @@ int br_blob_stat_any(br_store_t *s, const br_digest_t *d, uint64_t *size);
  * the blob must be linked to from; with from.len == 0 it may be anywhere.
  * Creates repo if needed. BR_E_BLOB_UNKNOWN when it is not there. */
 int br_blob_mount(br_store_t *s, br_str_t repo, br_str_t from, const br_digest_t *d, uint64_t *size);
+/* Decides whether a mount may take its blob from repository repo: 1 yes, 0
+ * no. Called inside a write transaction, with the index's writer lock held:
+ * must be cheap (pure CPU, like br_auth_may) and must not call into storage.
+ * repo is valid only during the call. */
+typedef int (*br_repo_pred_cb)(void *ctx, br_str_t repo);
+/* Automatic cross-repository mount: links d into repo from the first
+ * repository holding it, in name order, for which pred(ctx, holder) returns 1
+ * (repo itself counts as a holder when it already links d). The choice and
+ * the link are one write transaction, so a racing unlink in the holder
+ * cannot leave a link to a blob nobody holds. Creates repo if needed.
+ * BR_E_BLOB_UNKNOWN when no holder is accepted (or d is stored nowhere). */
+int br_blob_mount_any(br_store_t *s, br_str_t repo, const br_digest_t *d, br_repo_pred_cb pred, void *ctx, uint64_t *size);
 /* Unlinks a blob from repo. BR_E_BLOB_UNKNOWN when not linked. The content
  * stays until garbage collection finds no reference to it. */
 int br_blob_unlink(br_store_t *s, br_str_t repo, const br_digest_t *d);
@@ -183,7 +195,8 @@ int br_blob_refcount(br_store_t *s, const br_digest_t *d, uint64_t *count);
 /* Checks the index against itself and the blob files: every blob record has
  * its file with the recorded size (with hash_content, also the right digest),
  * every reference count equals the links and manifest references naming the
- * blob, every link names a recorded blob, every manifest's body is linked in
+ * blob, every link names a recorded blob and has its holders row (and every
+ * holders row its link), every manifest's body is linked in
  * its repository, every tag points at a manifest of its repository and has
  * its reverse entry, every referrer entry belongs to a manifest. Returns 0,
  * or BR_E_CORRUPT with the first problem described in detail (NUL-terminated,

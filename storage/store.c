@@ -6,10 +6,14 @@
  * D is a packed digest (internal.h: algorithm byte + raw hash, 33 or 65
  * bytes); repository names never contain NUL, so "repo\0" is an exact prefix.
  *
- *   meta       "version"                → u32 schema version (1)
+ *   meta       "version"                → u32 schema version (2)
  *   repos      repo                     → empty          catalog, ordered by name
  *   blobs      D                        → {u64 size, u64 refs, u64 unref_at}
  *   links      repo \0 D                → empty          repo may serve blob D
+ *   holders    D repo                   → empty          reverse of links: the
+ *                                                        repositories holding D are
+ *                                                        a prefix scan (automatic
+ *                                                        cross-repository mount)
  *   manifests  repo \0 D                → {u64 size, u32 nrefs, u16 mt_len, u8 subj_len, u8 0}
  *                                          media type, subject D, counted refs D...
  *   tags       repo \0 tag              → D              tag list = prefix scan
@@ -19,6 +23,12 @@
  *                                          media type, artifactType, annotations JSON
  *   uploads    uuid (36 chars)          → {u64 started, u64 size, u16 repo_len, u16 hash_len}
  *                                          repo, br_hash_t bytes
+ *
+ * Schema history: 1 had no holders; opening a version 1 index builds holders
+ * from links and sets version 2 in the same write transaction (open_dbs), so
+ * a crash during it leaves version 1 and the next open starts over. Every
+ * links row has exactly one holders row: both change only in br_txn_link and
+ * br_txn_unlink, in one transaction.
  *
  * Reference counts (blobs.refs) = number of links rows naming D + number of
  * times D appears in the counted refs of manifests rows. A manifest put links
@@ -41,7 +51,7 @@
 #include <unistd.h>
 #include "storage/internal.h"
 
-#define BR_SCHEMA_VERSION 1
+#define BR_SCHEMA_VERSION 2
 #define BR_DEFAULT_MAP_SIZE (64ULL << 30)
 
 /* ---- packed digests and keys ---------------------------------------------- */
@@ -103,6 +113,24 @@ void br_key_add_digest(br_key_t *k, const br_digest_t *d)
 {
     unsigned char pd[BR_PDIGEST_MAX];
     br_key_add(k, pd, br_pdigest_pack(d, pd));
+}
+
+void br_key_holder(br_key_t *k, const unsigned char *pd, br_str_t repo)
+{
+    k->len = 0;
+    br_key_add(k, pd, br_pdigest_len(pd[0]));
+    br_key_add(k, repo.base, repo.len);
+}
+
+int br_key_split(const MDB_val *k, br_str_t *repo, const unsigned char **rest, size_t *rest_len)
+{
+    const char *nul = k->mv_size != 0 ? memchr(k->mv_data, '\0', k->mv_size) : NULL;
+    if (nul == NULL)
+        return 0;
+    *repo = br_str(k->mv_data, (size_t)(nul - (const char *)k->mv_data));
+    *rest = (const unsigned char *)nul + 1;
+    *rest_len = k->mv_size - repo->len - 1;
+    return 1;
 }
 
 int br_mani_parse(const void *p, size_t len, br_mani_view_t *m)
@@ -318,6 +346,43 @@ static int mkdir_at(int dirfd, const char *name, int *fd)
     return 0;
 }
 
+/* Schema 1 -> 2: holders rebuilt from links. Runs in open_dbs' write txn,
+ * which also sets the new version: all of it commits, or none. Emptied first,
+ * so a half-built table can never be taken for a whole one. LMDB caps the
+ * pages one write txn may dirty (2^17); at some dozens of rows a page that
+ * is millions of links. An index beyond that fails to open (MDB_TXN_FULL,
+ * logged) and stays at version 1, unharmed. */
+static int build_holders(br_store_t *s, MDB_txn *txn)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v;
+    br_str_t repo;
+    const unsigned char *pd;
+    size_t n, count = 0;
+    int rc, ret = 0;
+    if ((rc = mdb_drop(txn, s->db_holders, 0)) != 0)
+        return br_store_mdb_err(rc, "empty holders");
+    if ((rc = mdb_cursor_open(txn, s->db_links, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (!br_key_split(&k, &repo, &pd, &n) || n == 0 || br_pdigest_len(pd[0]) != n) {
+            br_error("storage: malformed link key in the index");
+            ret = BR_E_CORRUPT;
+            goto Exit;
+        }
+        if ((ret = br_txn_holder_put(s, txn, pd, repo)) != 0)
+            goto Exit;
+        ++count;
+    }
+    if (rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+    else
+        br_info("storage: indexed the holders of %zu links", count);
+Exit:
+    mdb_cursor_close(cur);
+    return ret;
+}
+
 static int open_dbs(br_store_t *s)
 {
     static const struct {
@@ -326,9 +391,9 @@ static int open_dbs(br_store_t *s)
     } dbs[] = {
         {"meta", offsetof(br_store_t, db_meta)},           {"repos", offsetof(br_store_t, db_repos)},
         {"blobs", offsetof(br_store_t, db_blobs)},         {"links", offsetof(br_store_t, db_links)},
-        {"manifests", offsetof(br_store_t, db_manifests)}, {"tags", offsetof(br_store_t, db_tags)},
-        {"mtags", offsetof(br_store_t, db_mtags)},         {"referrers", offsetof(br_store_t, db_referrers)},
-        {"uploads", offsetof(br_store_t, db_uploads)},
+        {"holders", offsetof(br_store_t, db_holders)},     {"manifests", offsetof(br_store_t, db_manifests)},
+        {"tags", offsetof(br_store_t, db_tags)},           {"mtags", offsetof(br_store_t, db_mtags)},
+        {"referrers", offsetof(br_store_t, db_referrers)}, {"uploads", offsetof(br_store_t, db_uploads)},
     };
     MDB_txn *txn = NULL;
     int rc, ret;
@@ -340,29 +405,31 @@ static int open_dbs(br_store_t *s)
             goto Exit;
         }
     }
-    /* A schema version now makes a later format change detectable instead of
-     * silently misreading old records. */
+    /* The schema version makes a format change detectable instead of
+     * silently misreading old records. No row: a new index. */
     MDB_val k = {7, (void *)"version"}, v;
-    uint32_t version = BR_SCHEMA_VERSION;
-    if ((rc = mdb_get(txn, s->db_meta, &k, &v)) == MDB_NOTFOUND) {
-        v.mv_size = sizeof(version);
-        v.mv_data = &version;
-        if ((rc = mdb_put(txn, s->db_meta, &k, &v, 0)) != 0) {
-            ret = br_store_mdb_err(rc, "write schema version");
-            goto Exit;
-        }
-    } else if (rc != 0) {
+    uint32_t have = 0, version = BR_SCHEMA_VERSION;
+    if ((rc = mdb_get(txn, s->db_meta, &k, &v)) != 0 && rc != MDB_NOTFOUND) {
         ret = br_store_mdb_err(rc, "read schema version");
         goto Exit;
-    } else {
-        uint32_t have = 0;
+    }
+    if (rc == 0) {
         memcpy(&have, v.mv_data, v.mv_size < sizeof(have) ? v.mv_size : sizeof(have));
-        if (have != BR_SCHEMA_VERSION) {
+        if (have == BR_SCHEMA_VERSION)
+            goto Exit;
+        if (have != 1) {
             br_error("storage: index schema version %u, this berth reads %u", have, BR_SCHEMA_VERSION);
             ret = BR_E_CORRUPT;
             goto Exit;
         }
+        br_info("storage: upgrading the index from schema version 1 to %u", BR_SCHEMA_VERSION);
+        if ((ret = build_holders(s, txn)) != 0)
+            goto Exit;
     }
+    v.mv_size = sizeof(version);
+    v.mv_data = &version;
+    if ((rc = mdb_put(txn, s->db_meta, &k, &v, 0)) != 0)
+        ret = br_store_mdb_err(rc, "write schema version");
 Exit:
     return br_store_wtxn_end(&txn, ret);
 }

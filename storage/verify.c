@@ -1,6 +1,9 @@
 /*
  * br_store_verify: recomputes what the index derives (reference counts, the
- * reverse tag table, body links) from what it records, and checks blob files.
+ * reverse tag and link tables, body links) from what it records, and checks
+ * blob files. links and holders are compared both ways: each links row looks
+ * up its holders row and each holders row its links row, so the two tables
+ * are equal when both walks pass.
  *
  * Reference counts are recomputed by collecting every packed digest that
  * holds a reference (link rows and counted manifest refs) into one sorted
@@ -72,18 +75,6 @@ static size_t count_refs(verify_t *v, const pd_t *key)
     return n;
 }
 
-/* Splits "repo\0<rest>"; 0 when the key has no NUL. */
-static int split_repo(const MDB_val *k, br_str_t *repo, const unsigned char **rest, size_t *rest_len)
-{
-    const char *nul = memchr(k->mv_data, '\0', k->mv_size);
-    if (nul == NULL)
-        return 0;
-    *repo = br_str(k->mv_data, (size_t)(nul - (const char *)k->mv_data));
-    *rest = (const unsigned char *)nul + 1;
-    *rest_len = k->mv_size - repo->len - 1;
-    return 1;
-}
-
 static int has_key(verify_t *v, MDB_dbi dbi, const void *p, size_t len)
 {
     MDB_val k = {len, (void *)p}, d;
@@ -111,14 +102,35 @@ static int on_link(verify_t *v, MDB_val *k, MDB_val *d)
     br_str_t repo;
     const unsigned char *pd;
     size_t n;
+    br_key_t key;
     (void)d;
-    if (!split_repo(k, &repo, &pd, &n) || n == 0 || br_pdigest_len(pd[0]) != n)
+    if (!br_key_split(k, &repo, &pd, &n) || n == 0 || br_pdigest_len(pd[0]) != n)
         return fail(v, "malformed link key");
     if (!has_key(v, v->s->db_blobs, pd, n))
         return fail(v, "link in %.*s names an unrecorded blob", (int)repo.len, repo.base);
     if (!has_key(v, v->s->db_repos, repo.base, repo.len))
         return fail(v, "link in unrecorded repository %.*s", (int)repo.len, repo.base);
+    br_key_holder(&key, pd, repo);
+    if (!has_key(v, v->s->db_holders, key.buf, key.len))
+        return fail(v, "link in %.*s lacks its holders row", (int)repo.len, repo.base);
     add_ref(v, pd);
+    return 0;
+}
+
+static int on_holder(verify_t *v, MDB_val *k, MDB_val *d)
+{
+    const unsigned char *pd = k->mv_data;
+    size_t n = k->mv_size != 0 ? br_pdigest_len(pd[0]) : 0;
+    br_str_t repo;
+    br_key_t key;
+    (void)d;
+    if (n == 0 || k->mv_size <= n)
+        return fail(v, "malformed holders key");
+    repo = br_str((const char *)pd + n, k->mv_size - n);
+    br_key_init(&key, repo);
+    br_key_add(&key, pd, n);
+    if (repo.len > BR_NAME_MAX || !has_key(v, v->s->db_links, key.buf, key.len))
+        return fail(v, "holders row for %.*s without its link", (int)repo.len, repo.base);
     return 0;
 }
 
@@ -128,7 +140,7 @@ static int on_manifest(verify_t *v, MDB_val *k, MDB_val *d)
     const unsigned char *pd;
     size_t n;
     br_mani_view_t m;
-    if (!split_repo(k, &repo, &pd, &n) || n == 0 || br_pdigest_len(pd[0]) != n)
+    if (!br_key_split(k, &repo, &pd, &n) || n == 0 || br_pdigest_len(pd[0]) != n)
         return fail(v, "malformed manifest key");
     if (br_mani_parse(d->mv_data, d->mv_size, &m) != 0)
         return fail(v, "malformed manifest row in %.*s", (int)repo.len, repo.base);
@@ -209,7 +221,7 @@ static int on_tag(verify_t *v, MDB_val *k, MDB_val *d)
     const unsigned char *tag;
     size_t tag_len;
     br_key_t key;
-    if (!split_repo(k, &repo, &tag, &tag_len) || tag_len == 0 || tag_len > BR_TAG_MAX)
+    if (!br_key_split(k, &repo, &tag, &tag_len) || tag_len == 0 || tag_len > BR_TAG_MAX)
         return fail(v, "malformed tag key");
     if (d->mv_size == 0 || br_pdigest_len(((unsigned char *)d->mv_data)[0]) != d->mv_size)
         return fail(v, "malformed tag value");
@@ -231,7 +243,7 @@ static int on_mtag(verify_t *v, MDB_val *k, MDB_val *d)
     br_key_t key;
     MDB_val tv;
     (void)d;
-    if (!split_repo(k, &repo, &rest, &n) || n == 0 || (pl = br_pdigest_len(rest[0])) == 0 || pl >= n)
+    if (!br_key_split(k, &repo, &rest, &n) || n == 0 || (pl = br_pdigest_len(rest[0])) == 0 || pl >= n)
         return fail(v, "malformed reverse tag key");
     br_key_init(&key, repo);
     br_key_add(&key, rest + pl, n - pl);
@@ -248,7 +260,7 @@ static int on_referrer(verify_t *v, MDB_val *k, MDB_val *d)
     size_t n, sl;
     br_key_t key;
     (void)d;
-    if (!split_repo(k, &repo, &rest, &n) || n == 0 || (sl = br_pdigest_len(rest[0])) == 0 || sl >= n ||
+    if (!br_key_split(k, &repo, &rest, &n) || n == 0 || (sl = br_pdigest_len(rest[0])) == 0 || sl >= n ||
         br_pdigest_len(rest[sl]) != n - sl)
         return fail(v, "malformed referrer key");
     br_key_init(&key, repo);
@@ -266,7 +278,8 @@ int br_store_verify(br_store_t *s, int hash_content, char *detail, size_t detail
         detail[0] = '\0';
     if ((ret = br_store_rtxn_begin(s, &v.txn)) != 0)
         return ret;
-    if ((ret = each(&v, s->db_links, on_link)) != 0 || (ret = each(&v, s->db_manifests, on_manifest)) != 0)
+    if ((ret = each(&v, s->db_links, on_link)) != 0 || (ret = each(&v, s->db_holders, on_holder)) != 0 ||
+        (ret = each(&v, s->db_manifests, on_manifest)) != 0)
         goto Exit;
     qsort(v.refs, v.nrefs, sizeof(*v.refs), pd_cmp);
     if ((ret = each(&v, s->db_blobs, on_blob)) != 0 || (ret = each(&v, s->db_tags, on_tag)) != 0 ||

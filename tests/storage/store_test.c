@@ -1,13 +1,16 @@
 /*
- * Unit tests for storage/: blobs, links, mounts, uploads (incl. restart,
- * truncation, purge), manifests, tags, referrers, listings and exact
+ * Unit tests for storage/: blobs, links and their reverse (holders), mounts
+ * (from a repository, and automatic ones through a predicate), uploads (incl.
+ * restart, truncation, purge), manifests, tags, referrers, listings, exact
  * reference counts (checked after every operation, both one by one and by
- * br_store_verify recomputing them from the whole index).
+ * br_store_verify recomputing them from the whole index), and the schema 1 ->
+ * 2 upgrade (with raw LMDB edits of a closed store, for states no API makes).
  */
 #include "tests/storage/util.h"
 #include <dirent.h>
 #include <pthread.h>
 #include <sys/time.h>
+#include "storage/internal.h"
 #include "tests/tap.h"
 
 static char root[256];
@@ -48,6 +51,31 @@ static br_str_t dstr(const br_digest_t *d, char *buf)
     return br_str(buf, br_digest_format(d, buf));
 }
 
+/* A mount predicate that accepts one repository (or none) and notes every
+ * repository it is offered, comma-separated, in index order. */
+typedef struct {
+    const char *accept;
+    char seen[1024];
+} pick_t;
+
+static int on_pick(void *ctx, br_str_t repo)
+{
+    pick_t *p = ctx;
+    size_t n = strlen(p->seen);
+    snprintf(p->seen + n, sizeof(p->seen) - n, "%s%.*s", n != 0 ? "," : "", (int)repo.len, repo.base);
+    return p->accept != NULL && br_str_eq(repo, br_cstr(p->accept));
+}
+
+/* The repositories holding d, as br_blob_mount_any offers them to a
+ * predicate that refuses all ("error" if the mount did not fail cleanly). */
+static const char *holders(const br_digest_t *d, char *buf, size_t size)
+{
+    pick_t p = {NULL, ""};
+    int ret = br_blob_mount_any(s, R("never"), d, on_pick, &p, NULL);
+    snprintf(buf, size, "%s", ret == BR_E_BLOB_UNKNOWN ? p.seen : "error");
+    return buf;
+}
+
 static int upload_exists_on_disk(const char *uuid)
 {
     char path[512];
@@ -70,7 +98,7 @@ static void test_blobs(void)
 {
     br_digest_t d, want = digest_of(BR_ALG_SHA256, "hello", 5), unknown = digest_of(BR_ALG_SHA256, "nope", 4);
     uint64_t size = 0;
-    char path[4096], buf[16];
+    char path[4096], buf[16], hb[1024];
     int fd = -1;
 
     is_int(br_blob_put(s, R("a"), BR_ALG_SHA256, "hello", 5, &d), 0, "blob put");
@@ -84,6 +112,8 @@ static void test_blobs(void)
     ok(br_repo_exists(s, R("a")), "repo a exists after a link");
     ok(!br_repo_exists(s, R("b")), "repo b does not exist");
     is_int(refs(&d), 1, "refcount 1 after put");
+    is_str(holders(&d, hb, sizeof(hb)), "a", "holders after put: a");
+    ok(!br_repo_exists(s, R("never")), "a refused automatic mount creates no repo");
     check_consistent("blob put");
 
     is_int(br_blob_open(s, R("a"), &d, &fd, &size), 0, "open");
@@ -111,6 +141,7 @@ static void test_blobs(void)
     is_int(br_blob_mount(s, R("d"), br_str(NULL, 0), &d, &size), 0, "mount without from");
     is_int(refs(&d), 3, "refcount 3 after mount without from");
     is_int(br_blob_mount(s, R("d"), br_str(NULL, 0), &unknown, &size), BR_E_BLOB_UNKNOWN, "mount of an unstored blob");
+    is_str(holders(&d, hb, sizeof(hb)), "a,b,d", "holders after mounts: a,b,d");
     check_consistent("mounts");
 
     is_int(br_blob_unlink(s, R("d"), &d), 0, "unlink from d");
@@ -119,6 +150,7 @@ static void test_blobs(void)
     is_int(refs(&d), 2, "refcount unchanged by a failed unlink");
     is_int(br_blob_stat(s, R("d"), &d, &size), BR_E_BLOB_UNKNOWN, "stat after unlink: unknown");
     is_int(br_blob_stat(s, R("a"), &d, &size), 0, "other links survive");
+    is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders after unlink: a,b");
     check_consistent("unlink");
 
     /* sha512 */
@@ -130,7 +162,49 @@ static void test_blobs(void)
     is_int(br_blob_stat(s, R("a"), &d5, &size), 0, "sha512 stat");
     is_int(refs(&d5), 1, "sha512 refcount");
     is_int(refs(&d), 2, "sha256 of the same bytes is a different blob");
+    is_str(holders(&d5, hb, sizeof(hb)), "a", "sha512 holders: a");
     check_consistent("sha512 put");
+}
+
+static void test_mount_any(void)
+{
+    br_digest_t d = digest_of(BR_ALG_SHA256, "hello", 5), unknown = digest_of(BR_ALG_SHA256, "nope", 4);
+    pick_t p = {"b", ""};
+    uint64_t size = 0;
+    char hb[1024];
+
+    /* test_blobs left "hello" in a and b */
+    is_int(br_blob_mount_any(s, R("e"), &d, on_pick, &p, &size), 0, "automatic mount accepting only b");
+    is_str(p.seen, "a,b", "a offered and refused, then b accepted");
+    is_int(size, 5, "automatic mount size");
+    is_int(br_blob_stat(s, R("e"), &d, NULL), 0, "the blob is in e");
+    is_int(refs(&d), 3, "refcount 3 after the automatic mount");
+    is_str(holders(&d, hb, sizeof(hb)), "a,b,e", "holders: a,b,e");
+    check_consistent("automatic mount");
+
+    p = (pick_t){"zzz", ""};
+    is_int(br_blob_mount_any(s, R("f"), &d, on_pick, &p, &size), BR_E_BLOB_UNKNOWN, "no holder accepted: unknown");
+    is_str(p.seen, "a,b,e", "every holder was offered");
+    ok(!br_repo_exists(s, R("f")), "no repo created");
+    is_int(refs(&d), 3, "refcount unchanged");
+    p = (pick_t){"a", ""};
+    is_int(br_blob_mount_any(s, R("f"), &unknown, on_pick, &p, &size), BR_E_BLOB_UNKNOWN, "unstored blob: unknown");
+    is_str(p.seen, "", "predicate never called for an unstored blob");
+    p = (pick_t){"e", ""};
+    is_int(br_blob_mount_any(s, R("e"), &d, on_pick, &p, &size), 0, "automatic mount into a repo that holds it");
+    is_int(refs(&d), 3, "refcount unchanged by it");
+    is_int(br_blob_mount_any(s, br_str(NULL, 0), &d, on_pick, &p, &size), BR_E_NAME_INVALID, "empty target repo");
+
+    /* Holders are a prefix scan by packed digest: the sha512 blob of the same
+     * bytes has its own list. */
+    br_digest_t d5 = digest_of(BR_ALG_SHA512, "hello", 5);
+    p = (pick_t){"a", ""};
+    is_int(br_blob_mount_any(s, R("e"), &d5, on_pick, &p, &size), 0, "sha512 automatic mount from a");
+    is_str(p.seen, "a", "only the sha512 blob's holder offered");
+    is_int(br_blob_unlink(s, R("e"), &d5), 0, "unlink sha512 from e");
+    is_int(br_blob_unlink(s, R("e"), &d), 0, "unlink from e");
+    is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders after unlink: a,b");
+    check_consistent("automatic mount cases");
 }
 
 /* ---- uploads ---------------------------------------------------------------- */
@@ -387,7 +461,7 @@ static void test_manifests(void)
     br_digest_t cfg, layer, d1, d2, got, refs2[3];
     br_manifest_rec_t rec;
     br_manifest_put_t m;
-    char dbuf[BR_DIGEST_MAX + 1];
+    char dbuf[BR_DIGEST_MAX + 1], hb[1024];
     names_t l;
     int more;
 
@@ -403,6 +477,7 @@ static void test_manifests(void)
     is_int(refs(&layer), 2, "layer: link + manifest ref");
     is_int(refs(&d1), 1, "manifest body: its link");
     is_int(br_blob_stat(s, R("m"), &d1, NULL), 0, "manifest body served as a blob of its repo");
+    is_str(holders(&d1, hb, sizeof(hb)), "m", "manifest body held by m");
     check_consistent("manifest put");
 
     memset(&rec, 0, sizeof(rec));
@@ -434,6 +509,8 @@ static void test_manifests(void)
     is_int(br_manifest_put(s, &m, &got), 0, "manifest put by digest into m2");
     is_int(refs(&cfg), 4, "config: two links, two manifest refs");
     is_int(refs(&d1), 2, "body linked in two repos");
+    is_str(holders(&d1, hb, sizeof(hb)), "m,m2", "manifest body held by m and m2");
+    is_str(holders(&cfg, hb, sizeof(hb)), "m,m2", "mounted config held by m and m2");
     is_int(br_manifest_get(s, R("m2"), R("v1"), &rec), BR_E_MANIFEST_UNKNOWN, "tags are per repository");
     check_consistent("second repo");
 
@@ -495,6 +572,7 @@ static void test_manifests(void)
     is_int(refs(&cfg), 4, "config counts given back");
     is_int(refs(&d2), 0, "body2 unreferenced");
     is_int(br_blob_stat(s, R("m"), &d2, NULL), BR_E_BLOB_UNKNOWN, "body2 no longer linked");
+    is_str(holders(&d2, hb, sizeof(hb)), "", "body2 held by nobody");
     is_int(br_manifest_delete(s, R("m"), &d2), BR_E_MANIFEST_UNKNOWN, "delete again: unknown");
     memset(&l, 0, sizeof(l));
     is_int(br_tag_list(s, R("m"), br_str(NULL, 0), 100, on_name, &l, &more), 0, "tag list after delete");
@@ -505,6 +583,7 @@ static void test_manifests(void)
     is_int(refs(&d1), 1, "body1 still linked in m");
     is_int(refs(&cfg), 3, "m2's manifest refs given back");
     is_int(br_manifest_get(s, R("m"), dstr(&d1, dbuf), &rec), 0, "m's copy untouched");
+    is_str(holders(&d1, hb, sizeof(hb)), "m", "body1 held by m only");
     check_consistent("delete in one of two repos");
 }
 
@@ -740,6 +819,10 @@ static void *worker(void *arg)
         br_upload_destroy(u);
         if (i % 3 == 0)
             *fails += br_blob_unlink(s, br_cstr(repo), &d) != 0 && br_blob_stat(s, br_cstr(repo), &d, NULL) == 0;
+        /* races the other thread's unlinks of the same content */
+        pick_t p = {repo, ""};
+        int r = br_blob_mount_any(s, R("wm"), &d, on_pick, &p, NULL);
+        *fails += r != 0 && r != BR_E_BLOB_UNKNOWN;
         br_digest_t pd;
         *fails += br_blob_put(s, br_cstr(repo), BR_ALG_SHA256, buf, 100, &pd) != 0;
     }
@@ -758,8 +841,124 @@ static void test_threads(void)
         fails += *(int *)r;
         free(r);
     }
-    is_int(fails, 0, "4 threads of uploads, commits, unlinks and puts");
+    is_int(fails, 0, "4 threads of uploads, commits, unlinks, automatic mounts and puts");
     check_consistent("threads");
+}
+
+/* ---- raw index edits and the schema upgrade ------------------------------------------ */
+
+typedef struct {
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, holders;
+} raw_t;
+
+/* Closes the store and opens its index with plain LMDB, for damage and old
+ * schemas that no storage function makes. raw_end commits and reopens the
+ * store, returning br_store_open's result. */
+static void raw_begin(raw_t *r)
+{
+    char path[512];
+    br_store_close(s);
+    s = NULL;
+    snprintf(path, sizeof(path), "%s/index", root);
+    if (mdb_env_create(&r->env) != 0 || mdb_env_set_maxdbs(r->env, 16) != 0 || mdb_env_open(r->env, path, MDB_NOTLS, 0644) != 0 ||
+        mdb_txn_begin(r->env, NULL, 0, &r->txn) != 0 || mdb_dbi_open(r->txn, "meta", 0, &r->meta) != 0 ||
+        mdb_dbi_open(r->txn, "holders", 0, &r->holders) != 0) {
+        printf("Bail out! raw LMDB open of %s\n", path);
+        exit(1);
+    }
+}
+
+static int raw_end(raw_t *r)
+{
+    int rc = mdb_txn_commit(r->txn);
+    mdb_env_close(r->env);
+    ok(rc == 0, "raw index edit committed");
+    return br_store_open(&s, root, &opts);
+}
+
+static int raw_holder(raw_t *r, const br_digest_t *d, const char *repo, int add)
+{
+    unsigned char pd[BR_PDIGEST_MAX];
+    br_key_t key;
+    MDB_val k, v = {0, NULL};
+    br_pdigest_pack(d, pd);
+    br_key_holder(&key, pd, br_cstr(repo));
+    k = br_key_val(&key);
+    return add ? mdb_put(r->txn, r->holders, &k, &v, 0) : mdb_del(r->txn, r->holders, &k, NULL);
+}
+
+static void raw_set_version(raw_t *r, uint32_t version)
+{
+    MDB_val k = {7, (void *)"version"}, v = {sizeof(version), &version};
+    is_int(mdb_put(r->txn, r->meta, &k, &v, 0), 0, "raw: schema version set to %u", version);
+}
+
+static long long raw_version(void)
+{
+    raw_t r;
+    MDB_val k = {7, (void *)"version"}, v;
+    uint32_t version = 0;
+    raw_begin(&r);
+    if (mdb_get(r.txn, r.meta, &k, &v) == 0 && v.mv_size == sizeof(version))
+        memcpy(&version, v.mv_data, sizeof(version));
+    is_int(raw_end(&r), 0, "store reopens after reading the version");
+    return version;
+}
+
+static void expect_corrupt(const char *what, const char *want)
+{
+    char detail[512];
+    int ret = br_store_verify(s, 0, detail, sizeof(detail));
+    is_int(ret, BR_E_CORRUPT, "verify finds %s", what);
+    ok(strstr(detail, want) != NULL, "... and says so: %.300s", detail);
+}
+
+static void test_holders_damage_and_upgrade(void)
+{
+    br_digest_t d = digest_of(BR_ALG_SHA256, "hello", 5);
+    pick_t p = {"b", ""};
+    char hb[1024];
+    raw_t r;
+
+    is_str(holders(&d, hb, sizeof(hb)), "a,b", "hello held by a and b");
+    raw_begin(&r);
+    is_int(raw_holder(&r, &d, "a", 0), 0, "raw: delete the holders row of a");
+    is_int(raw_end(&r), 0, "store reopens");
+    expect_corrupt("a link without its holders row", "link in a lacks its holders row");
+    raw_begin(&r);
+    is_int(raw_holder(&r, &d, "a", 1), 0, "raw: put it back");
+    is_int(raw_holder(&r, &d, "ghost", 1), 0, "raw: add a holders row without a link");
+    is_int(raw_end(&r), 0, "store reopens");
+    expect_corrupt("a holders row without its link", "holders row for ghost without its link");
+    raw_begin(&r);
+    is_int(raw_holder(&r, &d, "ghost", 0), 0, "raw: remove it");
+    is_int(raw_end(&r), 0, "store reopens");
+    check_consistent("holders repaired");
+
+    /* A version 1 index has no holders rows; one stray row stands for any
+     * leftover, which the rebuild from links must drop. */
+    raw_begin(&r);
+    is_int(mdb_drop(r.txn, r.holders, 0), 0, "raw: empty holders");
+    is_int(raw_holder(&r, &d, "ghost", 1), 0, "raw: one stray holders row");
+    raw_set_version(&r, 1);
+    is_int(raw_end(&r), 0, "a version 1 store opens");
+    is_int(raw_version(), 2, "and is at version 2 after");
+    check_consistent("schema 1 -> 2 upgrade");
+    is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders rebuilt: a,b (no ghost)");
+    is_int(br_blob_mount_any(s, R("upgraded"), &d, on_pick, &p, NULL), 0, "automatic mount after the upgrade");
+    is_str(p.seen, "a,b", "... offered a, took b");
+    is_int(br_blob_unlink(s, R("upgraded"), &d), 0, "unlink it again");
+    check_consistent("automatic mount after the upgrade");
+
+    raw_begin(&r);
+    raw_set_version(&r, 3);
+    is_int(raw_end(&r), BR_E_CORRUPT, "a store from a newer berth (version 3) is refused");
+    ok(s == NULL, "no store handle then");
+    raw_begin(&r);
+    raw_set_version(&r, 2);
+    is_int(raw_end(&r), 0, "version 2 opens again");
 }
 
 int main(void)
@@ -776,6 +975,7 @@ int main(void)
     ok(access(want, W_OK) == 0, "tmp dir exists");
 
     test_blobs();
+    test_mount_any();
     test_uploads();
     test_purge();
     /* Durable commits were exercised above; the index logic below does not
@@ -786,6 +986,7 @@ int main(void)
     test_referrers();
     test_listings();
     test_threads();
+    test_holders_damage_and_upgrade();
 
     /* Everything survives a restart, with the default map size. */
     opts.map_size = 0;
