@@ -191,6 +191,33 @@ static int query_digest(h2o_req_t *req, const char *key, br_digest_t *d)
     return 1;
 }
 
+/* Automatic mount with auth on: a repository the caller may take the blob
+ * from. br_may_pull is pure CPU (rules and token grants), as storage needs:
+ * it runs under the index's writer lock. */
+static int on_may_pull(void *ctx, br_str_t repo)
+{
+    return br_may_pull(ctx, repo);
+}
+
+/* Links the blob of ?mount= into m->name; 0, or why not. */
+static int try_mount(const br_match_t *m, h2o_req_t *req, const br_digest_t *d)
+{
+    br_str_t from;
+    if (br_query_param(req, "from", &from) == 1) {
+        if (!br_name_valid(from))
+            return BR_E_NAME_INVALID;
+        /* with auth on, the router checked pull on from */
+        if (m->auth != NULL && !m->auth->from_allowed)
+            return BR_E_DENIED;
+        return br_blob_mount(br_srv.store, m->name, from, d, NULL);
+    }
+    /* No from: any repository holding the blob, but with auth on only one
+     * the caller may pull, so a mount never reads what a pull could not. */
+    if (m->auth != NULL)
+        return br_blob_mount_any(br_srv.store, m->name, d, on_may_pull, (void *)m, NULL);
+    return br_blob_mount(br_srv.store, m->name, br_str("", 0), d, NULL);
+}
+
 int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
 {
     br_store_t *st = br_srv.store;
@@ -201,20 +228,9 @@ int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
      * to an ordinary upload session (202), as the spec asks. */
     if ((r = query_digest(req, "mount", &d)) < 0)
         return br_send_error(req, r, "invalid mount digest");
-    if (r == 1) {
-        br_str_t from = br_str("", 0);
-        int has_from = br_query_param(req, "from", &from) == 1;
-        uint64_t size;
-        /* With auth on, a mount needs pull on from (checked by the router),
-         * and an automatic mount (no from) is not made: berth would have to
-         * find a repository the caller may read that holds the blob. */
-        int permitted = m->auth == NULL || (has_from && m->auth->from_allowed);
-        if (permitted && (!has_from || br_name_valid(from))) {
-            if (br_blob_mount(st, m->name, has_from ? from : br_str("", 0), &d, &size) == 0) {
-                send_created(req, m->name, &d);
-                return 0;
-            }
-        }
+    if (r == 1 && try_mount(m, req, &d) == 0) {
+        send_created(req, m->name, &d);
+        return 0;
     }
 
     br_upload_t *up;

@@ -11,7 +11,8 @@
 # Three servers run in turn on one store:
 #   A. Basic only: 401 + Basic challenge, anonymous pull/push, good/bad/unknown
 #      user, 403 DENIED, catalog filtered per caller, cross-mount with a `from`
-#      the caller may or may not pull (201 / 202), failed-login back-off (429
+#      the caller may or may not pull (201 / 202), automatic mount (no `from`)
+#      only from a holder the caller may pull, failed-login back-off (429
 #      + Retry-After, another source address unaffected), htpasswd reload (new
 #      user, changed password beats the credential cache, removed user).
 #   B. Basic + token issuer at /token (realm on berth's own port): the Bearer
@@ -19,7 +20,8 @@
 #      several scopes (intersection with the rules), anonymous tokens, OAuth2
 #      POST (password and refresh_token grants), offline_token=true, tampered /
 #      alg "none" / HS256 / refresh-as-access tokens -> invalid_token,
-#      insufficient_scope, catalog scope, mounts with tokens.
+#      insufficient_scope, catalog scope, mounts with tokens (with and
+#      without `from`).
 #   C. expiration 1s, leeway 0s: an expired token is invalid_token.
 # Finally: no password, token or Authorization value appears in the server log.
 . "$top_srcdir/tests/lib.sh"
@@ -302,11 +304,31 @@ st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$PUBLIC_LAYER&from=public/one" 
 is "$st" 201 "A: bob mounting from public/one (pullable) gets 201"
 is "$(code HEAD "/v2/bob/app/blobs/$PUBLIC_LAYER" -I -u "bob:$PW_BOB")" 200 "A: ... and the blob is in bob/app"
 st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$SECRET_LAYER" -u "bob:$PW_BOB")
-is "$st" 202 "A: mount without from (automatic mount) is a plain upload with auth on"
+is "$st" 202 "A: automatic mount (no from) of a blob only secret/x holds (bob may not pull it) is 202"
+is "$(code HEAD "/v2/bob/app/blobs/$SECRET_LAYER" -I -u "bob:$PW_BOB")" 404 "A: ... and the secret blob did not appear in bob/app"
 is "$(code POST "/v2/team/t/blobs/uploads/?mount=$SECRET_LAYER&from=secret/x" -u "alice:$PW_ALICE")" 201 \
     "A: admin mounting from secret/x gets 201"
 is "$(code POST "/v2/public/one/blobs/uploads/?mount=$SECRET_LAYER&from=secret/x")" 401 \
     "A: anonymous mount attempt is 401 (no push)"
+
+# automatic mount (no from): only from a repository holding the blob that the
+# caller may pull
+AUTO_PUB=$(mkfile auto-pub "only in public/one $(rndpw)")
+AUTO_PUB_D="sha256:$(sha256_of "$AUTO_PUB")"
+AUTO_TEAM=$(mkfile auto-team "only in team/t $(rndpw)")
+AUTO_TEAM_D="sha256:$(sha256_of "$AUTO_TEAM")"
+is "$(push_blob public/one "$AUTO_PUB" -u "bob:$PW_BOB") $(push_blob team/t "$AUTO_TEAM" -u "alice:$PW_ALICE")" "201 201" \
+    "A: a blob pushed to public/one only (by bob), another to team/t only (by alice)"
+st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$AUTO_PUB_D" -u "bob:$PW_BOB")
+is "$st" 201 "A: bob's automatic mount of the blob only public/one holds (he may pull it) is 201"
+is "$(header Location)" "/v2/bob/app/blobs/$AUTO_PUB_D" "A: ... Location is the blob in bob/app"
+is "$(code GET "/v2/bob/app/blobs/$AUTO_PUB_D" -u "bob:$PW_BOB")" 200 "A: ... and bob pulls it from bob/app"
+ok "A: ... with the pushed content" cmp -s "$AUTO_PUB" "$BR_TMP/b"
+st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$AUTO_TEAM_D" -u "bob:$PW_BOB")
+is "$st" 202 "A: bob's automatic mount of the blob only team/t holds (he may not pull it) is 202"
+like "$(header Location)" '^/v2/bob/app/blobs/uploads/' "A: ... an upload session"
+is "$(code GET "/v2/bob/app/blobs/$AUTO_TEAM_D" -u "bob:$PW_BOB")" 404 "A: ... and the blob is not readable from bob/app"
+is "$(code HEAD "/v2/bob/app/blobs/$AUTO_TEAM_D" -I -u "alice:$PW_ALICE")" 404 "A: ... not even by the admin (it was never linked)"
 
 # htpasswd reload: a new user, a changed password, a removed user
 is "$(code GET /v2/ -u "dave:$PW_DAVE")" 401 "A: dave unknown before the reload"
@@ -552,6 +574,23 @@ st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$PUB2&from=public/one" -H "$(be
 is "$st" 202 "B: token mount from public/one without public/one in the token is 202"
 st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$PUB2&from=public/one" -H "$(bearer "$TOK_M")")
 is "$st" 201 "B: token mount from public/one with repository:public/one:pull granted is 201"
+
+# automatic mounts with a token: holders are tried in name order, and berth's
+# own tokens also carry their subject's rules (br_auth_may). a/first (after
+# the catalog checks above, which it would change) sorts before public/one.
+AUTO_A=$(mkfile auto-a "in a/first and public/one $(rndpw)")
+AUTO_A_D="sha256:$(sha256_of "$AUTO_A")"
+AUTO_ONLY=$(mkfile auto-only "only in a/first $(rndpw)")
+AUTO_ONLY_D="sha256:$(sha256_of "$AUTO_ONLY")"
+is "$(push_blob a/first "$AUTO_A" -u "alice:$PW_ALICE") $(push_blob public/one "$AUTO_A" -u "bob:$PW_BOB2") $(push_blob a/first "$AUTO_ONLY" -u "alice:$PW_ALICE")" \
+    "201 201 201" "B: one blob in a/first and public/one, another in a/first only"
+st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$AUTO_ONLY_D" -H "$(bearer "$TOK_M2")")
+is "$st" 202 "B: token automatic mount of a blob only a/first holds (bob may not pull it) is 202"
+is "$(code GET "/v2/bob/app/blobs/$AUTO_ONLY_D" -H "$(bearer "$TOK_M2")")" 404 "B: ... and the blob is not readable from bob/app"
+st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$AUTO_A_D" -H "$(bearer "$TOK_M2")")
+is "$st" 201 "B: token automatic mount of a blob in a/first and public/one is 201 (a/first refused, public/one taken)"
+is "$(code GET "/v2/bob/app/blobs/$AUTO_A_D" -H "$(bearer "$TOK_M2")")" 200 "B: ... and the token pulls it from bob/app"
+ok "B: ... with the pushed content" cmp -s "$AUTO_A" "$BR_TMP/b"
 ok "B: berth stops cleanly" br_stop
 
 # =====================================================================================
