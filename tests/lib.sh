@@ -90,12 +90,20 @@ free_port() {
 
 # br_start [extra berth serve args...] — starts berth with a fresh store unless
 # BR_ROOT is already set (so a test can restart on the same store). Waits until
-# /v2/ answers. Server output goes to $BR_TMP/server.log.
+# /v2/ answers (with any status). Server output goes to $BR_TMP/server.log.
+# When BR_START_CONFIG names a command, br_start runs it once BR_PORT and
+# BR_URL are known; it prints the path of a config file, passed with -c (the
+# flags still set the address and the store). oci-lib.sh's auth modes use it.
 br_start() {
     : "${BR_ROOT:=$BR_TMP/store}"
     BR_PORT=$(free_port)
     BR_URL="http://127.0.0.1:$BR_PORT"
-    "$BERTH" serve --listen "127.0.0.1:$BR_PORT" --root "$BR_ROOT" "$@" >>"$BR_TMP/server.log" 2>&1 &
+    local cfg=() f
+    if [ -n "${BR_START_CONFIG:-}" ]; then
+        f=$($BR_START_CONFIG) || return 1
+        cfg=(-c "$f")
+    fi
+    "$BERTH" serve --listen "127.0.0.1:$BR_PORT" --root "$BR_ROOT" "${cfg[@]}" "$@" >>"$BR_TMP/server.log" 2>&1 &
     BR_PID=$!
     local i
     for i in $(seq 1 200); do
@@ -134,12 +142,14 @@ br_kill9() {
 }
 
 # http METHOD PATH [curl args...] — prints "STATUS" and leaves headers in
-# $BR_TMP/h and the body in $BR_TMP/b.
-http() {
+# $BR_TMP/h and the body in $BR_TMP/b. oci-lib.sh replaces it with one that
+# adds credentials in its auth modes; http_raw never sends any.
+http_raw() {
     local method=$1 path=$2
     shift 2
     curl -s -X "$method" -D "$BR_TMP/h" -o "$BR_TMP/b" -w '%{http_code}' "$@" "$BR_URL$path"
 }
+http() { http_raw "$@"; }
 
 # header NAME — value of a response header from the last http call (case-insensitive).
 header() {
