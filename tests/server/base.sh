@@ -12,6 +12,32 @@ t0=$(ms)
 br_start || { ok "berth starts" false; done_testing; exit 1; }
 D=sha256:$(str_sha256 base)
 
+# ---- with auth on (conformance-basic.sh, conformance-token.sh) ----------------------
+# A request without credentials is 401 UNAUTHORIZED with a challenge of the
+# configured scheme (Docker token spec for Bearer: the scope names the
+# repository and the actions the request needs); the credentials open /v2/.
+if [ -n "$BR_AUTH_MODE" ]; then
+    st=$(http_raw GET /v2/)
+    expect_error "$st" 401 UNAUTHORIZED "auth: GET /v2/ without credentials"
+    is "$(header Docker-Distribution-API-Version)" "registry/2.0" "auth: the 401 carries Docker-Distribution-API-Version"
+    if [ "$BR_AUTH_MODE" = basic ]; then
+        is "$(header WWW-Authenticate)" 'Basic realm="berth-conformance"' "auth: a Basic challenge naming the realm"
+        st=$(http_raw GET /v2/ -u "$OCI_USER:not-$OCI_PASS")
+        is "$st:$(header WWW-Authenticate)" '401:Basic realm="berth-conformance"' "auth: a wrong password is 401 with the challenge"
+    else
+        ch="Bearer realm=\"$BR_URL/token\",service=\"$OCI_SERVICE\""
+        is "$(header WWW-Authenticate)" "$ch" "auth: a Bearer challenge with realm and service"
+        http_raw GET /v2/base/r/tags/list >/dev/null
+        is "$(header WWW-Authenticate)" "$ch,scope=\"repository:base/r:pull\"" "auth: pull challenge scope"
+        http_raw POST /v2/base/r/blobs/uploads/ --data-binary '' -H "$OCT" >/dev/null
+        is "$(header WWW-Authenticate)" "$ch,scope=\"repository:base/r:pull,push\"" "auth: push challenge scope"
+        st=$(http_raw GET /v2/ -H 'Authorization: Bearer not.a.token')
+        like "$st:$(header WWW-Authenticate)" '^401:Bearer .*error="invalid_token"' "auth: a bad token is 401 invalid_token"
+    fi
+    st=$(http GET /v2/)
+    is "$st" 200 "auth: GET /v2/ with the $BR_AUTH_MODE client is 200"
+fi
+
 # ---- /v2/ -------------------------------------------------------------------------
 st=$(http GET /v2/)
 is "$st" 200 "GET /v2/ is 200"

@@ -114,6 +114,152 @@ put_manifest() {
     http PUT "/v2/$1/manifests/$2" --data-binary @"$3" -H "Content-Type: $4"
 }
 
+# ---- credentials: BR_AUTH_MODE=basic|token ----------------------------------------
+# Unset, berth runs with auth off. Set (conformance-basic.sh, -token.sh), br_start
+# gives berth an auth config where one user may pull, push and delete everywhere,
+# and `http` sends that user's credentials:
+#   basic  every request carries Basic credentials;
+#   token  `http` is a registry client as the OCI conformance suite's is: on a
+#          401 with a Bearer challenge it fetches a token from the realm, with
+#          Basic credentials, for exactly the challenged scope(s), and retries
+#          once with it. Tokens are cached per scope string, and the scope a
+#          request needed is remembered per (method, repository, mount source)
+#          and per repository, so later requests send a token straight away
+#          (a mount only takes the scope its own challenge named).
+# `http` runs inside $(...), so the caches are files under $BR_TMP/auth.
+BR_AUTH_MODE=${BR_AUTH_MODE:-}
+OCI_USER=conformance
+OCI_SERVICE=berth-conformance.test
+OCI_BASIC=""
+case $BR_AUTH_MODE in
+"") ;;
+basic | token)
+    mkdir -p "$BR_TMP/auth/tok" "$BR_TMP/auth/memo"
+    OCI_PASS="Pw-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
+    OCI_BASIC="Basic $(printf '%s' "$OCI_USER:$OCI_PASS" | base64 -w0)"
+    printf '%s\n' "$OCI_PASS" | "$BERTH" hash-password "$OCI_USER" >"$BR_TMP/auth/htpasswd" ||
+        { echo "Bail out! berth hash-password failed"; exit 1; }
+    if [ "$BR_AUTH_MODE" = token ]; then
+        "$BERTH" gen-key "$BR_TMP/auth/token.key" >/dev/null 2>&1 || { echo "Bail out! berth gen-key failed"; exit 1; }
+    fi
+    BR_START_CONFIG=oci_auth_config
+    ;;
+*)
+    echo "Bail out! BR_AUTH_MODE=$BR_AUTH_MODE: want basic or token"
+    exit 1
+    ;;
+esac
+
+# oci_auth_config — br_start's hook: writes the auth config for $BR_URL and
+# prints its path.
+oci_auth_config() {
+    local f=$BR_TMP/auth/berth.yaml
+    {
+        printf 'auth:\n  realm: berth-conformance\n  htpasswd: %s\n' "$BR_TMP/auth/htpasswd"
+        printf '  rules:\n    - {repository: "**", users: [%s], actions: [pull, push, delete]}\n' "$OCI_USER"
+        [ "$BR_AUTH_MODE" = token ] &&
+            printf '  token:\n    realm: %s/token\n    path: /token\n    service: %s\n    issuer: berth-conformance\n    key: %s\n' \
+                "$BR_URL" "$OCI_SERVICE" "$BR_TMP/auth/token.key"
+    } >"$f"
+    printf '%s\n' "$f"
+}
+
+# _oci_cache_file KIND KEY — sets _f to KEY's file in the KIND cache ('%' and
+# '/' escaped); fails for keys too long for a file name (never cached).
+_oci_cache_file() {
+    local k=${2//%/%25}
+    k=${k//\//%2F}
+    [ ${#k} -le 200 ] || return 1
+    _f=$BR_TMP/auth/$1/=$k
+}
+
+# oci_token REALM SERVICE SCOPE [fresh] — sets OCI_TOKEN to a token for SCOPE
+# (space-separated scopes, may be empty), from the cache unless "fresh".
+oci_token() {
+    local realm=$1 service=$2 scope=$3 f="" s args=()
+    OCI_TOKEN=""
+    _oci_cache_file tok "$scope" && f=$_f
+    if [ -z "${4:-}" ] && [ -n "$f" ] && read -r OCI_TOKEN 2>/dev/null <"$f" && [ -n "$OCI_TOKEN" ]; then
+        return 0
+    fi
+    read -ra s <<<"$scope"
+    for s in "${s[@]}"; do args+=(--data-urlencode "scope=$s"); done
+    OCI_TOKEN=$(curl -s -G -H "Authorization: $OCI_BASIC" --data-urlencode "service=$service" "${args[@]}" "$realm" |
+        jq -r '.token // empty' 2>/dev/null)
+    [ -n "$OCI_TOKEN" ] || { echo "# no token from $realm for '$scope'" >&2; return 1; }
+    [ -z "$f" ] || printf '%s\n' "$OCI_TOKEN" >"$f"
+}
+
+# _oci_challenge — parses the last response's Bearer challenge into _realm,
+# _service and _scope; fails when there is none.
+_oci_challenge() {
+    local v
+    v=$(header WWW-Authenticate)
+    [[ $v =~ ^[Bb]earer\ +(.*)$ ]] || return 1
+    v=${BASH_REMATCH[1]}
+    _realm="" _service="" _scope=""
+    while [[ $v =~ ^[\ ,]*([A-Za-z_]+)=\"([^\"]*)\"(.*)$ ]]; do
+        case ${BASH_REMATCH[1]} in
+        realm) _realm=${BASH_REMATCH[2]} ;;
+        service) _service=${BASH_REMATCH[2]} ;;
+        scope) _scope=${BASH_REMATCH[2]} ;;
+        esac
+        v=${BASH_REMATCH[3]}
+    done
+    [ -n "$_realm" ]
+}
+
+# http METHOD PATH [curl args...] — lib.sh's, with the mode's credentials.
+# A retry resends the same arguments, so a --data-binary @FILE body goes again.
+http() {
+    local method=$1 path=$2 st p repo="" from="" scope="" sent="" fresh="" k1="" k2=""
+    shift 2
+    case $BR_AUTH_MODE in
+    "") http_raw "$method" "$path" "$@"; return ;;
+    basic) http_raw "$method" "$path" -H "Authorization: $OCI_BASIC" "$@"; return ;;
+    esac
+    p=${path%%\?*}
+    [[ $p =~ ^/v2/(.+)/(blobs|manifests|tags|referrers)/ ]] && repo=${BASH_REMATCH[1]}
+    [[ $path =~ [?\&]from=([^\&]*) ]] && from=${BASH_REMATCH[1]}
+    _oci_cache_file memo "$method ${repo:-$p} $from" && k1=$_f
+    # A mount needs pull on its source too, which berth does not challenge
+    # for when the token lacks it (it answers 202, a plain upload): only the
+    # challenge of a mount itself tells the client what to ask for.
+    [ -z "$repo" ] || [ -n "$from" ] || { _oci_cache_file memo "$repo" && k2=$_f; }
+    # (realm and service as configured: base.sh checks every challenge names them)
+    if { [ -n "$k1" ] && read -r scope 2>/dev/null <"$k1"; } || { [ -n "$k2" ] && read -r scope 2>/dev/null <"$k2"; }; then
+        oci_token "$BR_URL/token" "$OCI_SERVICE" "$scope" && sent=$OCI_TOKEN
+    fi
+    # the status goes through a file: one fork fewer per request than $(...)
+    http_raw "$method" "$path" ${sent:+-H "Authorization: Bearer $sent"} "$@" >"$BR_TMP/auth/st"
+    read -r st <"$BR_TMP/auth/st" || true
+    if [ "$st" = 401 ] && _oci_challenge; then
+        # A token already sent for exactly this scope was refused (expired?):
+        # fetch a new one rather than resend the cached one.
+        [ -n "$sent" ] && [ "$_scope" = "$scope" ] && fresh=fresh
+        oci_token "$_realm" "$_service" "$_scope" $fresh &&
+            st=$(http_raw "$method" "$path" -H "Authorization: Bearer $OCI_TOKEN" "$@")
+        [ -z "$k1" ] || printf '%s\n' "$_scope" >"$k1"
+        [ -z "$k2" ] || printf '%s\n' "$_scope" >"$k2"
+    fi
+    printf '%s' "$st"
+}
+
+# oci_authorization PATH — sets OCI_AUTHZ to an Authorization value for a
+# request on PATH that cannot go through `http` (raw-socket probes): the Basic
+# credentials, or a token with pull on PATH's repository; empty with auth off.
+oci_authorization() {
+    local p=${1%%\?*} scope=""
+    OCI_AUTHZ=""
+    case $BR_AUTH_MODE in
+    basic) OCI_AUTHZ=$OCI_BASIC ;;
+    token)
+        [[ $p =~ ^/v2/(.+)/(blobs|manifests|tags|referrers)/ ]] && scope="repository:${BASH_REMATCH[1]}:pull"
+        oci_token "$BR_URL/token" "$OCI_SERVICE" "$scope" && OCI_AUTHZ="Bearer $OCI_TOKEN"
+        ;;
+    esac
+}
+
 # ms — milliseconds since the epoch (for timing diagnostics).
 ms() { date +%s%3N; }
 
@@ -122,11 +268,13 @@ ms() { date +%s%3N; }
 # first header block: a HEAD response MUST NOT carry a body. curl cannot
 # check this itself (with -I it never reads a body).
 head_is_clean() {
-    "$PY" - "$BR_PORT" "$1" <<'PY'
+    oci_authorization "$1"
+    "$PY" - "$BR_PORT" "$1" "$OCI_AUTHZ" <<'PY'
 import socket, sys
-port, path = int(sys.argv[1]), sys.argv[2]
+port, path, authz = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+a = "Authorization: %s\r\n" % authz if authz else ""
 s = socket.create_connection(("127.0.0.1", port), timeout=5)
-s.sendall(("HEAD %s HTTP/1.1\r\nHost: t\r\n\r\nGET /v2/ HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path).encode())
+s.sendall(("HEAD %s HTTP/1.1\r\nHost: t\r\n%s\r\nGET /v2/ HTTP/1.1\r\nHost: t\r\n%sConnection: close\r\n\r\n" % (path, a, a)).encode())
 data = b""
 while True:
     try:
