@@ -24,7 +24,9 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include "server/server.h"
+#include <h2o/http1.h> /* after h2o.h, which it needs */
 
 #define BR_HEADER_TIMEOUT_MS 10000
 
@@ -50,8 +52,9 @@ typedef struct st_client_t {
 static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
 static client_t *clients[CLIENT_BUCKETS];
 static unsigned total_conns;
-/* h2o's HTTP/1 read callback, captured at the first plain accept, tells an
- * HTTP/1 connection waiting for a request from anything else. */
+/* h2o's HTTP/1 read callback (set while a connection waits for or reads a
+ * request) tells an HTTP/1 connection from anything else. Captured once at
+ * start-up from a throw-away connection, so TLS-only servers know it too. */
 static h2o_socket_cb h1_read_cb;
 
 unsigned br_conn_count(void)
@@ -165,8 +168,6 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         sock->on_close.cb = on_close;
         sock->on_close.data = c;
         h2o_accept(&t->accept_ctx, sock);
-        if (h1_read_cb == NULL && br_srv.ssl_ctx == NULL && sock->_cb.read != NULL)
-            __atomic_store_n(&h1_read_cb, sock->_cb.read, __ATOMIC_RELAXED);
     }
 }
 
@@ -323,8 +324,27 @@ void br_sweep_now(br_thread_t *t)
     on_sweep(&t->sweep_entry);
 }
 
+/* Hands one end of a socket pair to h2o's HTTP/1 protocol, reads the read
+ * callback it installs, and closes the other end: h2o sees end-of-stream on
+ * the loop's first pass and frees its connection. */
+static void capture_h1_read_cb(br_thread_t *t)
+{
+    int sv[2];
+    if (__atomic_load_n(&h1_read_cb, __ATOMIC_RELAXED) != NULL ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) != 0)
+        return;
+    h2o_socket_t *sock = h2o_evloop_socket_create(t->loop, sv[0], 0);
+    struct timeval now;
+    gettimeofday(&now, NULL);
+    h2o_http1_accept(&t->accept_ctx, sock, now);
+    if (sock->_cb.read != NULL)
+        __atomic_store_n(&h1_read_cb, sock->_cb.read, __ATOMIC_RELAXED);
+    close(sv[1]);
+}
+
 void br_sweep_start(br_thread_t *t)
 {
+    capture_h1_read_cb(t);
     h2o_timeout_init(t->loop, &t->sweep_timeout, 1000);
     t->sweep_entry.cb = on_sweep;
     h2o_timeout_link(t->loop, &t->sweep_timeout, &t->sweep_entry);

@@ -402,6 +402,11 @@ Exit:
                     h2o_timeout_unlink(&t->sweep_entry);
                 if (t->sweep_timeout._link.next != NULL)
                     h2o_timeout_dispose(t->loop, &t->sweep_timeout);
+                /* h2o_context_request_shutdown() arms HTTP/2's second GOAWAY
+                 * one second ahead; when the last connection closed sooner,
+                 * it is still linked and h2o_context_dispose() would assert. */
+                if (h2o_timeout_is_linked(&t->ctx.http2._graceful_shutdown_timeout))
+                    h2o_timeout_unlink(&t->ctx.http2._graceful_shutdown_timeout);
                 br_defer_dispose(t);
                 h2o_context_dispose(&t->ctx);
                 /* h2o 2.2.5's h2o_multithread_destroy_queue (evloop build) closes

@@ -176,7 +176,59 @@ is "$st $st2 $st3" "202 202 201" "two 8 MiB PATCHes + PUT over TLS HTTP/1.1"
 is "$(curl -s --max-time 60 "${CA[@]}" --http1.1 "$BR_URL/v2/tls/chunked/blobs/sha256:$(sha256_of "$BR_TMP/c12")" | sha256sum | cut -d' ' -f1)" \
     "$(sha256_of "$BR_TMP/c12")" "chunked blob pulls back intact over TLS HTTP/1.1"
 rm -f "$BR_TMP/big" "$BR_TMP/big.out" "$BR_TMP/c1" "$BR_TMP/c2" "$BR_TMP/c12"
-ok "berth (tls) stops cleanly" br_stop
+
+# The sweep's HTTP/1 rules apply on a TLS-only server too: headers trickled over
+# TLS are cut after ~10 s, and on SIGTERM an idle TLS keep-alive connection is
+# closed at once instead of holding the shutdown for drain_timeout (30 s).
+tls_py() { # MODE — slowloris: prints seconds until the server closed; idle: holds one idle keep-alive
+    python3 - "$1" "$PORT" "$P/ca.crt" <<'PY'
+import socket, ssl, sys, time
+mode, port, ca = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+ctx = ssl.create_default_context(cafile=ca)
+ctx.set_alpn_protocols(["http/1.1"])
+s = ctx.wrap_socket(socket.create_connection(("127.0.0.1", port), timeout=30), server_hostname="127.0.0.1")
+if mode == "slowloris":
+    t0 = time.time()
+    s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: t\r\n")
+    try:
+        for i in range(40):
+            time.sleep(1)
+            s.sendall(b"X-Slow-%d: 1\r\n" % i)
+            s.settimeout(0.01)
+            try:
+                if s.recv(1) == b"":
+                    break
+            except socket.timeout:
+                pass
+            s.settimeout(30)
+    except (OSError, ssl.SSLError):
+        pass
+    print("%.1f" % (time.time() - t0))
+else:
+    s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: t\r\n\r\n")
+    s.recv(65536)
+    print("ready", flush=True)
+    try:
+        while s.recv(65536):
+            pass
+    except (OSError, ssl.SSLError):
+        pass
+PY
+}
+cut_after=$(tls_py slowloris)
+ok "TLS slowloris (headers trickled 1 line/s) is cut after ~10 s (${cut_after} s)" \
+    awk -v t="$cut_after" 'BEGIN { exit !(t >= 9 && t <= 14) }'
+ok "still serving after the TLS slowloris" alive
+exec 5< <(tls_py idle)
+read -r -t 20 ready <&5
+is "${ready:-}" ready "an idle TLS HTTP/1.1 keep-alive connection is open"
+t0=$(date +%s%3N)
+br_stop
+rc=$?
+t1=$(date +%s%3N)
+is "$rc" 0 "berth (tls) stops cleanly"
+exec 5<&-
+ok "... within 5 s despite the idle TLS keep-alive connection ($((t1 - t0)) ms)" test $((t1 - t0)) -lt 5000
 
 # =================================================================================
 # client certificates
