@@ -610,6 +610,19 @@ void br_buf_printf(br_buf_t *b, const char *fmt, ...)
 
 void br_buf_json_str(br_buf_t *b, br_str_t s)
 {
+    /* Names and tags (the long listings) never need escaping: copy them. */
+    size_t i = 0;
+    while (i < s.len && (unsigned char)s.base[i] >= 0x20 && s.base[i] != '"' && s.base[i] != '\\')
+        i++;
+    if (i == s.len) {
+        buf_reserve(b, s.len + 2);
+        b->base[b->len++] = '"';
+        memcpy(b->base + b->len, s.base, s.len);
+        b->len += s.len;
+        b->base[b->len++] = '"';
+        b->base[b->len] = '\0';
+        return;
+    }
     size_t cap = 6 * s.len + 8;
     buf_reserve(b, cap + 2);
     b->base[b->len++] = '"';

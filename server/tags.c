@@ -12,16 +12,18 @@
 typedef struct st_list_ctx_t {
     br_buf_t buf;
     size_t count;
-    br_str_t last; /* copy of the last name, in the request pool */
-    h2o_req_t *req;
+    size_t last_len; /* the last name seen, for the Link header */
+    char last[BR_NAME_MAX + 1];
     const br_match_t *filter; /* catalog with auth on: only what the caller may pull */
 } list_ctx_t;
 
 static int on_name(void *p, br_str_t name)
 {
     list_ctx_t *c = p;
-    h2o_iovec_t copy = h2o_strdup(&c->req->pool, name.base, name.len);
-    c->last = br_str(copy.base, copy.len); /* pagination goes on after hidden names too */
+    /* Pagination goes on after hidden names too. A fixed copy, not a pool
+     * allocation per name: a page can hold 100,000 of them. */
+    c->last_len = name.len <= BR_NAME_MAX ? name.len : BR_NAME_MAX;
+    memcpy(c->last, name.base, c->last_len);
     if (c->filter != NULL && !br_may_pull(c->filter, name))
         return 0;
     if (c->count++ != 0)
@@ -51,8 +53,8 @@ static int page_params(h2o_req_t *req, size_t *n, br_str_t *last, int *has_n)
 
 static void send_page(h2o_req_t *req, list_ctx_t *c, int more, size_t n, const char *path)
 {
-    if (more && c->last.len != 0) {
-        h2o_iovec_t last = br_url_encode(req, c->last);
+    if (more && c->last_len != 0) {
+        h2o_iovec_t last = br_url_encode(req, br_str(c->last, c->last_len));
         h2o_iovec_t link = br_pool_printf(req, "<%s?n=%zu&last=%s>; rel=\"next\"", path, n, last.base);
         br_add_header_token(req, H2O_TOKEN_LINK, link.base, link.len);
     }
@@ -67,7 +69,7 @@ int br_handle_tags(h2o_req_t *req, const br_match_t *m)
     int has_n, more = 0;
     if (page_params(req, &n, &last, &has_n) != 0)
         return 0;
-    list_ctx_t c = {.req = req};
+    list_ctx_t c = {.filter = NULL};
     br_buf_append(&c.buf, "{\"name\":", 8);
     br_buf_json_str(&c.buf, m->name);
     br_buf_append(&c.buf, ",\"tags\":[", 9);
@@ -91,7 +93,7 @@ int br_handle_catalog(h2o_req_t *req, const br_match_t *m)
     int has_n, more = 0;
     if (page_params(req, &n, &last, &has_n) != 0)
         return 0;
-    list_ctx_t c = {.req = req, .filter = m->auth != NULL ? m : NULL};
+    list_ctx_t c = {.filter = m->auth != NULL ? m : NULL};
     br_buf_append(&c.buf, "{\"repositories\":[", 17);
     int r = n == 0 ? 0 : br_repo_list(br_srv.store, last, n, on_name, &c, &more);
     if (r != 0) {
