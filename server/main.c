@@ -308,6 +308,7 @@ static void *thread_main(void *arg)
         }
         thread_update_tls(t);
     }
+    br_list_cache_clear();
     drain_recycled_buffers();
     return NULL;
 }

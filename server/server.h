@@ -168,6 +168,8 @@ int br_handle_blob(h2o_req_t *req, const br_match_t *m);          /* blobs.c */
 int br_handle_upload_start(h2o_req_t *req, const br_match_t *m);  /* uploads.c */
 int br_handle_upload(h2o_req_t *req, const br_match_t *m);        /* uploads.c */
 int br_handle_manifest(h2o_req_t *req, const br_match_t *m);      /* manifests.c */
+/* Frees this thread's cached listing page (at thread exit). */
+void br_list_cache_clear(void);
 int br_handle_tags(h2o_req_t *req, const br_match_t *m);          /* tags.c */
 int br_handle_catalog(h2o_req_t *req, const br_match_t *m);       /* catalog.c */
 int br_handle_referrers(h2o_req_t *req, const br_match_t *m);     /* referrers.c */

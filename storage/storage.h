@@ -55,6 +55,10 @@ const char *br_store_tmp_dir(br_store_t *s);
 
 /* 1 when the repository exists (it has had a blob linked or a manifest put). */
 int br_repo_exists(br_store_t *s, br_str_t repo);
+/* The id of the last committed write transaction: any change to the index
+ * changes it, so a result computed at version v is current while the version
+ * is still v (0 when unknown: never equal to a real one). */
+uint64_t br_store_version(br_store_t *s);
 
 /* Calls cb for up to n repository names in lexical order strictly after last
  * (last.len == 0: from the start). *more is set to 1 when names remain after

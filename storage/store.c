@@ -552,6 +552,14 @@ const char *br_store_tmp_dir(br_store_t *s)
     return s->tmp_dir;
 }
 
+uint64_t br_store_version(br_store_t *s)
+{
+    MDB_envinfo info;
+    if (mdb_env_info(s->env, &info) != 0)
+        return 0;
+    return (uint64_t)info.me_last_txnid;
+}
+
 /* ---- repositories ------------------------------------------------------------ */
 
 int br_repo_exists(br_store_t *s, br_str_t repo)

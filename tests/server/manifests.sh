@@ -445,6 +445,28 @@ is "$(jq -c '[.manifests[].digest]' "$BR_TMP/b")" "[\"$a5_d\"]" "referrers of th
 st=$(http GET "/v2/mf/cat1/referrers/$m1_d")
 is "$(jq '.manifests | length' "$BR_TMP/b")" 0 "referrers are per repository"
 
+# ---- a listing never outlives a change (berth keeps each thread's last page) ----------------------------
+# One connection (one server thread) lists, tags, lists, deletes, lists: every
+# listing must show the state after the write before it. Auth modes skip this
+# block (raw curl without the client's credentials); the rule is the same there.
+if [ -z "${BR_AUTH_MODE:-}" ]; then
+    image_manifest "$F/cache1" listing-cache
+    curl -s -o "$BR_TMP/l1" "$BR_URL/v2/$R/tags/list" \
+        --next -s -o /dev/null -X PUT -H "Content-Type: $OCI_MANIFEST" --data-binary @"$F/cache1" "$BR_URL/v2/$R/manifests/zz-cache" \
+        --next -s -o "$BR_TMP/l2" "$BR_URL/v2/$R/tags/list" \
+        --next -s -o "$BR_TMP/l2n" "$BR_URL/v2/$R/tags/list?n=1&last=zz-cach" \
+        --next -s -o /dev/null -X DELETE "$BR_URL/v2/$R/manifests/zz-cache" \
+        --next -s -o "$BR_TMP/l3" "$BR_URL/v2/$R/tags/list" \
+        --next -s -o "$BR_TMP/l3n" "$BR_URL/v2/$R/tags/list?n=1&last=zz-cach"
+    has_tag() { jq -e --arg t "$2" '.tags | index($t) != null' "$1" >/dev/null 2>&1; }
+    ok "listing before the tag: no zz-cache" sh -c '! jq -e ".tags | index(\"zz-cache\")" "$1" >/dev/null' sh "$BR_TMP/l1"
+    ok "listing right after tagging on the same connection shows zz-cache" has_tag "$BR_TMP/l2" zz-cache
+    is "$(jq -c .tags "$BR_TMP/l2n")" '["zz-cache"]' "paginated listing after tagging shows zz-cache"
+    ok "listing right after deleting on the same connection drops zz-cache" sh -c '! jq -e ".tags | index(\"zz-cache\")" "$1" >/dev/null' sh "$BR_TMP/l3"
+    ok "paginated listing after deleting drops zz-cache" sh -c '! jq -e ".tags | index(\"zz-cache\")" "$1" >/dev/null' sh "$BR_TMP/l3n"
+    is "$(jq -c .tags "$BR_TMP/l1")" "$(jq -c .tags "$BR_TMP/l3")" "the listing after tag + delete equals the one before"
+fi
+
 # ---- DELETE (end-9) ------------------------------------------------------------------------------------
 st=$(http DELETE "/v2/$R/manifests/v1-copy")
 is "$st" 202 "DELETE by tag is 202"
