@@ -32,11 +32,7 @@ void br_list_cache_clear(void)
 
 static h2o_iovec_t dup_iov(h2o_iovec_t v)
 {
-    char *p = br_malloc(v.len + 1);
-    if (v.len != 0)
-        memcpy(p, v.base, v.len);
-    p[v.len] = '\0';
-    return h2o_iovec_init(p, v.len);
+    return h2o_iovec_init(br_strndup(v.base, v.len), v.len);
 }
 
 static void cache_store(h2o_req_t *req, uint64_t version, h2o_iovec_t body, h2o_iovec_t link)
