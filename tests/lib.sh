@@ -122,6 +122,25 @@ br_start() {
     return 1
 }
 
+# br_serve CONFIG [curl args for the readiness probe] — starts berth with
+# -c CONFIG (which listens on $BR_URL's address) and waits until $BR_URL/v2/
+# answers with any status; on failure shows the log's tail.
+br_serve() {
+    local cfg=$1 i
+    shift
+    "$BERTH" serve -c "$cfg" >>"$BR_TMP/server.log" 2>&1 &
+    BR_PID=$!
+    for i in $(seq 1 300); do
+        curl -s -o /dev/null --max-time 5 "$@" "$BR_URL/v2/" 2>/dev/null && return 0
+        kill -0 "$BR_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "# berth did not start; log:"
+    tail -n 20 "$BR_TMP/server.log" | sed 's/^/#   /'
+    BR_PID=""
+    return 1
+}
+
 # br_stop — SIGTERM and wait; returns berth's exit status. Under ASan, a leak
 # or error makes that non-zero.
 br_stop() {

@@ -128,20 +128,6 @@ EOF
 EOF
     return 0
 }
-serve() {
-    "$BERTH" serve -c "$1" >>"$BR_TMP/server.log" 2>&1 &
-    BR_PID=$!
-    local i
-    for i in $(seq 1 300); do
-        curl -s -o /dev/null --max-time 5 --cacert "$P/ca.crt" "$BR_URL/v2/" 2>/dev/null && return 0
-        kill -0 "$BR_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    diag "berth did not start; log:"
-    tail -n 20 "$BR_TMP/server.log" | sed 's/^/#   /'
-    BR_PID=""
-    return 1
-}
 # manifest digest of REPO:TAG as the registry serves it (as alice)
 served_digest() {
     curl -s --cacert "$P/ca.crt" -u "alice:$PW_ALICE" -o /dev/null -D - \
@@ -282,7 +268,7 @@ run_clients() {
 
 # =================================================================================
 write_config "$BR_TMP/basic.yaml" basic
-serve "$BR_TMP/basic.yaml" || { echo "Bail out! berth (TLS + Basic) did not start"; exit 1; }
+br_serve "$BR_TMP/basic.yaml" --cacert "$P/ca.crt" || { echo "Bail out! berth (TLS + Basic) did not start"; exit 1; }
 code=$(curl -s -o /dev/null -D "$BR_TMP/h" --cacert "$P/ca.crt" -w '%{http_code}' "$BR_URL/v2/")
 is "$code $(grep -i '^www-authenticate:' "$BR_TMP/h" | tr -d '\r' | cut -d' ' -f2-)" '401 Basic realm="berth-clients"' \
     "berth with TLS + Basic: 401 + Basic challenge"
@@ -290,7 +276,7 @@ run_clients basic
 ok "berth (basic) stops cleanly" br_stop
 
 write_config "$BR_TMP/token.yaml" token
-serve "$BR_TMP/token.yaml" || { echo "Bail out! berth (TLS + token) did not start"; exit 1; }
+br_serve "$BR_TMP/token.yaml" --cacert "$P/ca.crt" || { echo "Bail out! berth (TLS + token) did not start"; exit 1; }
 code=$(curl -s -o /dev/null -D "$BR_TMP/h" --cacert "$P/ca.crt" -w '%{http_code}' "$BR_URL/v2/")
 is "$code $(grep -i '^www-authenticate:' "$BR_TMP/h" | tr -d '\r' | cut -d' ' -f2-)" \
     "401 Bearer realm=\"https://$REG/token\",service=\"$SERVICE\"" "berth with TLS + token: 401 + Bearer challenge"

@@ -116,22 +116,6 @@ EOF
     } >"$1"
 }
 
-# serve CONFIG — start berth on $PORT and wait until /v2/ answers (with any status).
-serve() {
-    "$BERTH" serve -c "$1" >>"$BR_TMP/server.log" 2>&1 &
-    BR_PID=$!
-    local i
-    for i in $(seq 1 300); do
-        curl -s -o /dev/null "$BR_URL/v2/" 2>/dev/null && return 0
-        kill -0 "$BR_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "# berth did not start; log:"
-    tail -n 20 "$BR_TMP/server.log" | sed 's/^/#   /'
-    BR_PID=""
-    return 1
-}
-
 # ---- helpers -----------------------------------------------------------------------
 # code METHOD PATH [curl args] — status only (headers in $BR_TMP/h, body in $BR_TMP/b)
 code() { http "$@"; }
@@ -217,7 +201,7 @@ bearer() { echo "Authorization: Bearer $1"; }
 # =====================================================================================
 write_config "$BR_TMP/basic.yaml" basic
 ok "berth check-config accepts the auth config" sh -c '"$1" check-config -c "$2" >/dev/null' sh "$BERTH" "$BR_TMP/basic.yaml"
-serve "$BR_TMP/basic.yaml" || { echo "Bail out! berth (basic) did not start"; exit 1; }
+br_serve "$BR_TMP/basic.yaml" || { echo "Bail out! berth (basic) did not start"; exit 1; }
 
 st=$(code GET /v2/)
 is "$st" 401 "A: anonymous GET /v2/ is 401"
@@ -396,7 +380,7 @@ ok "A: berth stops cleanly" br_stop
 # B. token issuer
 # =====================================================================================
 write_config "$BR_TMP/token.yaml" token
-serve "$BR_TMP/token.yaml" || { echo "Bail out! berth (token) did not start"; exit 1; }
+br_serve "$BR_TMP/token.yaml" || { echo "Bail out! berth (token) did not start"; exit 1; }
 SCOPE_HDR="Bearer realm=\"$REALM\",service=\"$SERVICE\""
 
 st=$(code GET /v2/)
@@ -597,7 +581,7 @@ ok "B: berth stops cleanly" br_stop
 # C. short-lived tokens
 # =====================================================================================
 write_config "$BR_TMP/short.yaml" short
-serve "$BR_TMP/short.yaml" || { echo "Bail out! berth (short) did not start"; exit 1; }
+br_serve "$BR_TMP/short.yaml" || { echo "Bail out! berth (short) did not start"; exit 1; }
 st=$(code GET "/token?service=$SERVICE&scope=repository:bob/app:pull" -u "bob:$PW_BOB2")
 TOK_S=$(jq -r .token "$BR_TMP/b")
 remember "$TOK_S"

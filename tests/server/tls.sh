@@ -63,30 +63,13 @@ EOF
     return 0
 }
 
-# tls_serve CONFIG [curl args for the readiness probe]
-tls_serve() {
-    local cfg=$1
-    shift
-    "$BERTH" serve -c "$cfg" >>"$BR_TMP/server.log" 2>&1 &
-    BR_PID=$!
-    local i
-    for i in $(seq 1 300); do
-        curl -s -o /dev/null --max-time 5 "${CA[@]}" "$@" "$BR_URL/v2/" 2>/dev/null && return 0
-        kill -0 "$BR_PID" 2>/dev/null || break
-        sleep 0.05
-    done
-    echo "# berth (tls) did not start; log:"
-    tail -n 20 "$BR_TMP/server.log" | sed 's/^/#   /'
-    BR_PID=""
-    return 1
-}
 cv() { curl -s -o "$BR_TMP/b" -D "$BR_TMP/h" --max-time 20 -w '%{http_code} %{http_version}' "$@"; }
 alive() { [ "$(cv "${CA[@]}" "$BR_URL/v2/")" = "200 2" ]; }
 
 # =================================================================================
 write_config "$BR_TMP/tls.yaml"
 ok "check-config accepts the tls section" sh -c '"$1" check-config -c "$2" >/dev/null' sh "$BERTH" "$BR_TMP/tls.yaml"
-tls_serve "$BR_TMP/tls.yaml" || { echo "Bail out! berth with TLS did not start"; exit 1; }
+br_serve "$BR_TMP/tls.yaml" "${CA[@]}" || { echo "Bail out! berth with TLS did not start"; exit 1; }
 ok "start-up log says https" grep -q "listening on 127.0.0.1:$PORT (https" "$BR_TMP/server.log"
 
 is "$(cv "${CA[@]}" --http1.1 "$BR_URL/v2/")" "200 1.1" "curl --cacert --http1.1: 200 over HTTP/1.1"
@@ -235,7 +218,7 @@ ok "... within 5 s despite the idle TLS keep-alive connection ($((t1 - t0)) ms)"
 write_config "$BR_TMP/mtls.yaml" "$P/clientca.crt"
 ok "check-config accepts tls.client_ca" sh -c '"$1" check-config -c "$2" >/dev/null' sh "$BERTH" "$BR_TMP/mtls.yaml"
 CC=(--cert "$P/client.crt" --key "$P/client.key")
-tls_serve "$BR_TMP/mtls.yaml" "${CC[@]}" || { echo "Bail out! berth with client_ca did not start"; exit 1; }
+br_serve "$BR_TMP/mtls.yaml" "${CA[@]}" "${CC[@]}" || { echo "Bail out! berth with client_ca did not start"; exit 1; }
 is "$(cv "${CA[@]}" "${CC[@]}" --http2 "$BR_URL/v2/")" "200 2" "with a client certificate from client_ca: 200 (h2)"
 is "$(cv "${CA[@]}" "${CC[@]}" --http1.1 "$BR_URL/v2/")" "200 1.1" "with a client certificate from client_ca: 200 (HTTP/1.1)"
 st=$(cv "${CA[@]}" "$BR_URL/v2/" 2>/dev/null)

@@ -23,10 +23,9 @@ tls:
   certificate: $BR_TMP/server.crt
   key: $BR_TMP/server.key
 YAML
-"$BERTH" serve -c "$BR_TMP/berth.yaml" >>"$BR_TMP/server.log" 2>&1 &
-BR_PID=$!
 URL="https://127.0.0.1:$BR_PORT"
-for i in $(seq 1 100); do curl -sk -o /dev/null "$URL/v2/" && break; sleep 0.1; done
+BR_URL=$URL
+br_serve "$BR_TMP/berth.yaml" -k || { echo "Bail out! berth (tls) did not start"; exit 1; }
 
 # Subject CN the server presents to a new connection.
 served_cn() {
