@@ -19,6 +19,15 @@ static int parse_reference(br_str_t ref, br_digest_t *d)
     return br_tag_valid(ref) ? 0 : BR_E_TAG_INVALID;
 }
 
+/* GET, HEAD and DELETE only look a manifest up: one whose reference is
+ * neither a tag nor a digest cannot exist, so it is unknown (404), as the
+ * conformance suite expects. Only a PUT, which names a new manifest, is told
+ * that its reference is invalid (400). */
+static int send_no_such_reference(h2o_req_t *req)
+{
+    return br_send_error(req, BR_E_MANIFEST_UNKNOWN, "the reference is neither a valid tag nor a digest");
+}
+
 static int check_references(h2o_req_t *req, br_str_t repo, const br_manifest_t *man, br_digest_t *refs, size_t *num_refs)
 {
     br_store_t *st = br_srv.store;
@@ -151,7 +160,7 @@ static int handle_get(h2o_req_t *req, const br_match_t *m)
     br_digest_t d;
     int r = parse_reference(m->reference, &d);
     if (r < 0)
-        return br_send_error(req, r, "invalid reference");
+        return send_no_such_reference(req);
     br_manifest_rec_t rec;
     if ((r = br_manifest_get(br_srv.store, m->name, m->reference, &rec)) != 0)
         return br_send_error(req, r, NULL);
@@ -175,7 +184,7 @@ static int handle_delete(h2o_req_t *req, const br_match_t *m)
     br_digest_t d;
     int r = parse_reference(m->reference, &d);
     if (r < 0)
-        return br_send_error(req, r, "invalid reference");
+        return send_no_such_reference(req);
     r = r == 1 ? br_manifest_delete(br_srv.store, m->name, &d) : br_tag_delete(br_srv.store, m->name, m->reference);
     if (r != 0)
         return br_send_error(req, r, NULL);

@@ -138,6 +138,18 @@ for badtag in "-lead" ".lead" "$(printf 't%.0s' $(seq 129))" "a+b"; do
     st=$(put_manifest $R "$badtag" "$F/m1" $OCI_MANIFEST)
     expect_error "$st" "400|404" "[A-Z_]+" "PUT with an invalid tag '${badtag:0:12}'"
 done
+# A reference that is neither a tag nor a digest names no manifest: GET, HEAD
+# and DELETE say 404 MANIFEST_UNKNOWN (the conformance suite v1.1.1 asks GET and
+# HEAD of .INVALID_MANIFEST_NAME for 404); only a PUT is told it is invalid.
+st=$(put_manifest $R .INVALID_MANIFEST_NAME "$F/m1" $OCI_MANIFEST)
+expect_error "$st" 400 MANIFEST_INVALID "PUT .INVALID_MANIFEST_NAME"
+for badref in .INVALID_MANIFEST_NAME -lead "$(printf 't%.0s' $(seq 129))" "a+b" "sha256:xyz" "md5:0123"; do
+    st=$(http GET "/v2/$R/manifests/$badref" -H "Accept: $OCI_MANIFEST")
+    expect_error "$st" 404 MANIFEST_UNKNOWN "GET of the invalid reference '${badref:0:12}'"
+    is "$(http HEAD "/v2/$R/manifests/$badref" -I -H "Accept: $OCI_MANIFEST")" 404 "HEAD of '${badref:0:12}' is 404"
+    st=$(http DELETE "/v2/$R/manifests/$badref")
+    expect_error "$st" 404 MANIFEST_UNKNOWN "DELETE of the invalid reference '${badref:0:12}'"
+done
 
 # 4 MiB: a registry SHOULD take manifests of at least 4 MiB, and SHOULD answer
 # 413 above its limit.
