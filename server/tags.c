@@ -61,20 +61,39 @@ static int cache_send(h2o_req_t *req, uint64_t version)
 typedef struct st_list_ctx_t {
     br_buf_t buf;
     size_t count;
-    size_t last_len; /* the last name seen, for the Link header */
+    size_t last_len; /* the last name listed, for the Link header */
     char last[BR_NAME_MAX + 1];
-    const br_match_t *filter; /* catalog with auth on: only what the caller may pull */
+    /* The catalog with auth on lists only what the caller may pull, and counts
+     * only that towards n: hidden names are skipped, never named (not even in
+     * the Link). */
+    const br_match_t *filter;
+    size_t want;     /* n */
+    int more;        /* filter: a visible name follows the page */
+    size_t seen_len; /* filter: the last name scanned, visible or not */
+    char seen[BR_NAME_MAX + 1];
 } list_ctx_t;
+
+/* A fixed copy, not a pool allocation per name: a page can hold 100,000. */
+static size_t copy_name(char *dst, br_str_t name)
+{
+    size_t len = name.len <= BR_NAME_MAX ? name.len : BR_NAME_MAX;
+    memcpy(dst, name.base, len);
+    return len;
+}
 
 static int on_name(void *p, br_str_t name)
 {
     list_ctx_t *c = p;
-    /* Pagination goes on after hidden names too. A fixed copy, not a pool
-     * allocation per name: a page can hold 100,000 of them. */
-    c->last_len = name.len <= BR_NAME_MAX ? name.len : BR_NAME_MAX;
-    memcpy(c->last, name.base, c->last_len);
-    if (c->filter != NULL && !br_may_pull(c->filter, name))
-        return 0;
+    if (c->filter != NULL) {
+        c->seen_len = copy_name(c->seen, name);
+        if (!br_may_pull(c->filter, name))
+            return 0;
+        if (c->count == c->want) { /* the look-ahead: one more visible name */
+            c->more = 1;
+            return 1;
+        }
+    }
+    c->last_len = copy_name(c->last, name);
     if (c->count++ != 0)
         br_buf_append(&c->buf, ",", 1);
     br_buf_json_str(&c->buf, name);
@@ -141,6 +160,29 @@ int br_handle_tags(h2o_req_t *req, const br_match_t *m)
     return 0;
 }
 
+/* The catalog as the caller may see it: up to c->want visible names after
+ * last, then a look-ahead for one more (so a Link is only sent when another
+ * visible name exists). Hidden names may be many, so the scan goes in slices,
+ * each its own short read transaction, resuming after the last name seen. */
+#define FILTER_SLICE 512
+static int filtered_repo_list(list_ctx_t *c, br_str_t last, int *more)
+{
+    char from[BR_NAME_MAX + 1];
+    int r, slice_more;
+    *more = 0;
+    for (;;) {
+        c->seen_len = 0;
+        if ((r = br_repo_list(br_srv.store, last, FILTER_SLICE, on_name, c, &slice_more)) != 0)
+            return r;
+        if (c->more || !slice_more || c->seen_len == 0)
+            break;
+        memcpy(from, c->seen, c->seen_len);
+        last = br_str(from, c->seen_len);
+    }
+    *more = c->more;
+    return 0;
+}
+
 int br_handle_catalog(h2o_req_t *req, const br_match_t *m)
 {
     size_t n;
@@ -152,9 +194,11 @@ int br_handle_catalog(h2o_req_t *req, const br_match_t *m)
     uint64_t version = m->auth != NULL ? 0 : br_store_version(br_srv.store);
     if (cache_send(req, version))
         return 0;
-    list_ctx_t c = {.filter = m->auth != NULL ? m : NULL};
+    list_ctx_t c = {.filter = m->auth != NULL ? m : NULL, .want = n};
     br_buf_append(&c.buf, "{\"repositories\":[", 17);
-    int r = n == 0 ? 0 : br_repo_list(br_srv.store, last, n, on_name, &c, &more);
+    int r = 0;
+    if (n != 0)
+        r = c.filter != NULL ? filtered_repo_list(&c, last, &more) : br_repo_list(br_srv.store, last, n, on_name, &c, &more);
     if (r != 0) {
         free(c.buf.base);
         return br_send_error(req, r, NULL);

@@ -21,7 +21,8 @@
 #      POST (password and refresh_token grants), offline_token=true, tampered /
 #      alg "none" / HS256 / refresh-as-access tokens -> invalid_token,
 #      insufficient_scope, catalog scope, mounts with tokens (with and
-#      without `from`).
+#      without `from`); catalog paging for anonymous, Basic and token
+#      callers counts and names only what each may see (bodies and Links).
 #   C. expiration 1s, leeway 0s: an expired token is invalid_token.
 # Finally: no password, token or Authorization value appears in the server log.
 . "$top_srcdir/tests/lib.sh"
@@ -575,6 +576,69 @@ st=$(code POST "/v2/bob/app/blobs/uploads/?mount=$AUTO_A_D" -H "$(bearer "$TOK_M
 is "$st" 201 "B: token automatic mount of a blob in a/first and public/one is 201 (a/first refused, public/one taken)"
 is "$(code GET "/v2/bob/app/blobs/$AUTO_A_D" -H "$(bearer "$TOK_M2")")" 200 "B: ... and the token pulls it from bob/app"
 ok "B: ... with the pushed content" cmp -s "$AUTO_A" "$BR_TMP/b"
+
+# catalog paging counts and names only what the caller may see: up to n
+# visible names a page, the Link's last is the page's last name, and no Link
+# after the last visible name. Hidden names before (a/first), between (m/hidden)
+# and after (secret/x, team/t, zz/last) the visible ones.
+is "$(push_image m/hidden v1 -u "alice:$PW_ALICE") $(push_image public/two v1 -u "alice:$PW_ALICE") $(push_image zz/last v1 -u "alice:$PW_ALICE")" \
+    "201 201 201 201 201 201 201 201 201" "B: admin pushes m/hidden, public/two and zz/last"
+urldecode() { local s=${1//+/ }; printf '%b' "${s//%/\\x}"; }
+# page_catalog N [curl args] — follows the Link headers from ?n=N; prints the
+# pages ("a,b|c"), with "!last=X" where a Link's last is not the page's last
+# name. Every header and body seen is appended to $BR_TMP/pages.
+page_catalog() {
+    local url="/v2/_catalog?n=$1" out="" names link i=0
+    shift
+    : >"$BR_TMP/pages"
+    while [ -n "$url" ] && [ $i -lt 10 ]; do
+        i=$((i + 1))
+        http GET "$url" "$@" >/dev/null
+        cat "$BR_TMP/h" "$BR_TMP/b" >>"$BR_TMP/pages"
+        names=$(jq -r '.repositories | join(",")' "$BR_TMP/b")
+        out="$out${out:+|}$names"
+        link=$(header Link)
+        url=$(printf '%s' "$link" | sed -n 's/^<\([^>]*\)>; rel="next"$/\1/p')
+        [ -z "$link" ] || [ "$(urldecode "${url##*last=}")" = "${names##*,}" ] || out="$out!last=$(urldecode "${url##*last=}")"
+    done
+    printf '%s' "$out"
+}
+# hidden_seen NAME... — prints those of the names that a page seen holds (plain or URL-encoded)
+hidden_seen() {
+    local h
+    for h in "$@"; do grep -qF -e "$h" -e "${h//\//%2F}" "$BR_TMP/pages" && printf '%s ' "$h"; done
+}
+# 600 more hidden names (hid/000 ..) between bob/app and m/hidden: the
+# filtered scan reads 512 names a transaction and must carry on across that.
+HIDF=$(mkfile hid "one blob for many repositories")
+hid_args=()
+for i in $(seq -w 0 599); do
+    hid_args+=(--next -s -o /dev/null -w '%{http_code}\n' -u "alice:$PW_ALICE" -H 'Content-Type: application/octet-stream'
+        --data-binary "@$HIDF" "$BR_URL/v2/hid/$i/blobs/uploads/?digest=sha256:$(sha256_of "$HIDF")")
+done
+is "$(curl "${hid_args[@]:1}" | sort | uniq -c | tr -s ' ')" " 600 201" "B: admin pushes a blob to each of hid/000 .. hid/599"
+ANON_HIDDEN="a/first bob/app hid/ m/hidden secret/x team/t zz/last"
+BOB_HIDDEN="a/first hid/ m/hidden secret/x team/t zz/last"
+for n in 1 2; do
+    want1="public/one|public/two" want2="public/one,public/two"
+    is "$(page_catalog $n)" "$(eval echo \$want$n)" "B: anonymous catalog, n=$n: exactly the public names, no Link after the last"
+    is "$(hidden_seen $ANON_HIDDEN)" "" "B: ... no hidden name in any body or Link"
+    is "$(page_catalog $n -H "$(bearer "$TOK_ANONC")")" "$(eval echo \$want$n)" "B: anonymous catalog token, n=$n: the same pages"
+    is "$(hidden_seen $ANON_HIDDEN)" "" "B: ... no hidden name in any body or Link"
+    want1="bob/app|public/one|public/two" want2="bob/app,public/one|public/two"
+    is "$(page_catalog $n -u "bob:$PW_BOB2")" "$(eval echo \$want$n)" "B: bob (Basic) catalog, n=$n: his and the public names"
+    is "$(hidden_seen $BOB_HIDDEN)" "" "B: ... no hidden name in any body or Link"
+    is "$(page_catalog $n -H "$(bearer "$TOK_BOBC")")" "$(eval echo \$want$n)" "B: bob's catalog token, n=$n: the same pages"
+    is "$(hidden_seen $BOB_HIDDEN)" "" "B: ... no hidden name in any body or Link"
+done
+is "$(page_catalog 3 -u "bob:$PW_BOB2")" "bob/app,public/one,public/two" "B: bob, n=3: one page, no Link (nothing visible follows)"
+all=$(curl -s -u "alice:$PW_ALICE" "$BR_URL/v2/_catalog" | jq -r '.repositories | join(",")')
+pages=$(page_catalog 250 -u "alice:$PW_ALICE")
+n_all=$(tr ',' '\n' <<<"$all" | wc -l)
+is "${pages//|/,}" "$all" "B: admin alice, n=250: the pages hold every name ($n_all), in order"
+is "$(tr '|' '\n' <<<"$pages" | awk -F, '{ printf "%d ", NF }')" "250 250 $((n_all - 500)) " "B: ... 250 a page, no empty page at the end"
+http GET "/v2/_catalog?n=1&last=public%2Fone" >/dev/null
+is "$(jq -c .repositories "$BR_TMP/b") $(header Link)" '["public/two"] ' "B: anonymous, last=public/one: public/two and no Link"
 ok "B: berth stops cleanly" br_stop
 
 # =====================================================================================
