@@ -6,13 +6,15 @@
 #   ./quickstart.sh test     install build and test dependencies (real registry clients),
 #                            build, and run every test (make check)
 #
-# CONFIGURE_FLAGS is passed to ./configure (CI uses --enable-werror).
+# CONFIGURE_FLAGS is passed to ./configure (CI uses --enable-werror; --with-patched-h2o
+# builds berth's patched h2o, see server/h2o/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-start}
 
 BUILD_DEPS="build-essential autoconf automake libtool pkg-config ca-certificates
-  libh2o-evloop-dev libssl-dev libyaml-dev liblmdb-dev libjansson-dev libcrypt-dev"
+  libh2o-evloop-dev libssl-dev libyaml-dev liblmdb-dev libjansson-dev libcrypt-dev
+  cmake zlib1g-dev dpkg-dev"
 TEST_DEPS="curl jq python3 openssl bc nghttp2-client iproute2 procps util-linux
   skopeo podman buildah umoci docker.io containerd uidmap fuse-overlayfs"
 
@@ -24,12 +26,27 @@ install_deps() {
     local pkgs=$BUILD_DEPS
     [ "$mode" = test ] && pkgs="$pkgs $TEST_DEPS"
     # shellcheck disable=SC2086
-    if dpkg -s $pkgs >/dev/null 2>&1; then
-        return 0 # all installed already
+    if ! dpkg -s $pkgs >/dev/null 2>&1; then
+        as_root apt-get update
+        # shellcheck disable=SC2086
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs
     fi
+    enable_deb_src
+}
+
+# configure --with-patched-h2o builds h2o from Debian's source package
+# (server/h2o/build.sh runs `apt-get source h2o`), which needs a deb-src entry. Add
+# one for the mirror this machine already uses, unless apt can find the source.
+enable_deb_src() {
+    apt-get source --print-uris h2o >/dev/null 2>&1 && return 0
+    local uri
+    uri=$(sed -n 's/^URIs:[[:space:]]*//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null |
+        tr ' ' '\n' | grep -v -e security -e '^$' | head -n 1 || true)
+    [ -n "$uri" ] || uri=$(sed -n 's/^deb[[:space:]]\+\(\[[^]]*\][[:space:]]\+\)\?\([^[:space:]]\+\)[[:space:]]\+bookworm[[:space:]].*/\2/p' \
+        /etc/apt/sources.list 2>/dev/null | head -n 1 || true)
+    [ -n "$uri" ] || uri=http://deb.debian.org/debian
+    echo "deb-src $uri bookworm main" | as_root tee /etc/apt/sources.list.d/berth-src.list >/dev/null
     as_root apt-get update
-    # shellcheck disable=SC2086
-    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends $pkgs
 }
 
 build() {
