@@ -1,6 +1,7 @@
 # berth's patch series against Debian's h2o 2.2.5 (see server/h2o/build.sh). The
 # patches and the script are distributed; the h2o source and build never are.
-BR_H2O_PATCHES =
+BR_H2O_PATCHES = \
+	server/h2o/0001-picohttpparser-strict-chunk-size.patch
 EXTRA_DIST += server/h2o/build.sh $(BR_H2O_PATCHES)
 
 if BR_PATCHED_H2O

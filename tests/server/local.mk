@@ -16,3 +16,12 @@ TESTS += tests/server/tls.sh
 # base.sh, blobs.sh and manifests.sh again, with Basic auth and with tokens
 TESTS += tests/server/conformance-basic.sh tests/server/conformance-token.sh
 EXTRA_DIST += tests/server/conformance-lib.sh
+# the chunked decoder berth's HTTP/1 connections run: patched h2o's (server/h2o/0001)
+if BR_PATCHED_H2O
+check_PROGRAMS += tests/server/h2o_chunked_test
+TESTS += tests/server/h2o_chunked_test
+$(tests_server_h2o_chunked_test_OBJECTS): h2o-patched.stamp
+endif
+tests_server_h2o_chunked_test_SOURCES = tests/server/h2o_chunked_test.c
+tests_server_h2o_chunked_test_CFLAGS = $(BR_TEST_CFLAGS) $(H2O_CFLAGS)
+tests_server_h2o_chunked_test_LDADD = $(BR_EXT_LIBS)
