@@ -93,6 +93,7 @@ struct st_br_store_t {
     MDB_dbi db_meta, db_repos, db_blobs, db_links, db_holders, db_manifests, db_tags, db_mtags, db_referrers, db_uploads;
     int fsync;
     int root_fd, blob_fd[3], uploads_fd; /* blob_fd indexed by br_alg_t */
+    int lock_fd;                         /* <root>/berth.lock, flock()ed; -1 when not exclusive */
     int sub_fd[3][256];                  /* blobs/<alg>/<2 hex>, opened lazily; -1 until then */
     char *root;
     char *tmp_dir;

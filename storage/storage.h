@@ -26,6 +26,32 @@
  * Errors: 0, errno (> 0) for I/O failures, or BR_E_* (< 0). LMDB errors are
  * translated inside storage (MDB_MAP_FULL → ENOSPC, others → BR_E_INTERNAL,
  * logged).
+ *
+ * Processes: one server per store, any number of tools beside it.
+ *   - The server (`berth serve`) opens with exclusive = 1: br_store_open takes
+ *     flock(LOCK_EX | LOCK_NB) on <root>/berth.lock, before it creates anything
+ *     else under the root, writes its PID there and holds the lock until
+ *     br_store_close. A second exclusive open, in this or another process,
+ *     fails with EBUSY and br_store_lock_owner() names the holder. The kernel
+ *     drops the lock when the process dies, kill -9 included, so a stale file
+ *     never blocks a restart (the PID in it is only a hint).
+ *   - Tools that work on a live store (berth gc, fsck, du) open with
+ *     exclusive = 0, take no lock, and may run while a server runs. They
+ *     coordinate with it only through the LMDB index, which is multi-process
+ *     safe: one write transaction at a time across all processes (LMDB's own
+ *     lock in index/lock.mdb), and read transactions see a consistent snapshot.
+ *     So a tool (1) makes every decision that must hold against the server's
+ *     writes inside one write transaction, re-reading what it decides on there
+ *     (a read-then-write in two transactions races the server); (2) keeps
+ *     every transaction short: a long write transaction stalls every push, a
+ *     long read transaction pins old pages and grows the map; (3) changes
+ *     files only in the order the commit order above allows (an index entry
+ *     goes before its file, never after), so the server never sees an index
+ *     entry without its file; (4) leaves uploads/ and tmp/ alone: which upload
+ *     sessions are in use (br_upload_resume's claims) and which spill files are
+ *     open lives in the server's memory, and only the server purges them.
+ *   - A tool that needs the store to itself (an offline repair) opens with
+ *     exclusive = 1 and so refuses to run beside a server.
  */
 #ifndef BR_STORAGE_H
 #define BR_STORAGE_H
@@ -40,14 +66,22 @@ typedef struct st_br_upload_t br_upload_t;
 typedef struct st_br_store_options_t {
     int fsync;            /* 0 only for tests that measure nothing about durability */
     uint64_t map_size;    /* LMDB map size in bytes; 0 = default (64 GiB, sparse) */
+    int exclusive;        /* 1: hold <root>/berth.lock while open (the server); 0: share a live store (tools) */
 } br_store_options_t;
 
 /* Opens (creating if needed) the store at root. Creates the directory tree and
  * the LMDB environment. On a store left by a crash, needs no repair: partial
- * files in uploads/ and tmp/ are either resumable or purged later.
+ * files in uploads/ and tmp/ are either resumable or purged later. With
+ * opts->exclusive, first locks the store (see "Processes" above): EBUSY when
+ * another handle holds it, and then nothing below the root is created.
  * *out is owned by the caller; free with br_store_close(). */
 int br_store_open(br_store_t **out, const char *root, const br_store_options_t *opts);
+/* Closes the handle (releasing the exclusive lock, if it held one). */
 void br_store_close(br_store_t *s);
+/* The PID written in <root>/berth.lock by the last exclusive opener (after
+ * br_store_open returned EBUSY: the process holding the store), or 0 when
+ * there is none or the file does not hold one. */
+long br_store_lock_owner(const char *root);
 /* "<root>/tmp", NUL-terminated; owned by s. */
 const char *br_store_tmp_dir(br_store_t *s);
 

@@ -46,6 +46,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -434,6 +435,50 @@ Exit:
     return br_store_wtxn_end(&txn, ret);
 }
 
+#define BR_LOCK_FILE "berth.lock"
+
+/* Takes the store's exclusive lock (storage.h, "Processes"). flock rather than
+ * fcntl locks: an flock lock belongs to the open file, so a second open in the
+ * same process conflicts too, and no unrelated close() of the file elsewhere
+ * in the process can drop it. The PID is a hint for the error message. */
+static int lock_store(br_store_t *s)
+{
+    int fd = openat(s->root_fd, BR_LOCK_FILE, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644), ret;
+    if (fd < 0)
+        return errno;
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        ret = errno == EWOULDBLOCK ? EBUSY : errno;
+        close(fd);
+        return ret;
+    }
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    ret = ftruncate(fd, 0) != 0 ? errno : br_pwrite_all(fd, pid, (size_t)n, 0);
+    if (ret != 0) {
+        close(fd);
+        return ret;
+    }
+    s->lock_fd = fd;
+    return 0;
+}
+
+long br_store_lock_owner(const char *root)
+{
+    char path[PATH_MAX], buf[32];
+    snprintf(path, sizeof(path), "%s/" BR_LOCK_FILE, root);
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    char *end;
+    long pid = strtol(buf, &end, 10);
+    return pid > 0 && (*end == '\n' || *end == '\0') ? pid : 0;
+}
+
 int br_store_open(br_store_t **out, const char *root, const br_store_options_t *opts)
 {
     br_store_t *s = br_calloc(1, sizeof(*s));
@@ -441,7 +486,7 @@ int br_store_open(br_store_t **out, const char *root, const br_store_options_t *
     int rc, ret = 0, fd = -1;
 
     s->fsync = opts == NULL || opts->fsync;
-    s->root_fd = s->uploads_fd = -1;
+    s->root_fd = s->uploads_fd = s->lock_fd = -1;
     for (int a = 0; a < 3; a++) {
         s->blob_fd[a] = -1;
         for (int i = 0; i < 256; i++)
@@ -462,6 +507,8 @@ int br_store_open(br_store_t **out, const char *root, const br_store_options_t *
         ret = errno;
         goto Exit;
     }
+    if (opts != NULL && opts->exclusive && (ret = lock_store(s)) != 0)
+        goto Exit;
     /* Directories are opened once and everything below is reached with *at()
      * calls: no path building per request, and the root path length does not
      * matter after this. */
@@ -541,6 +588,13 @@ void br_store_close(br_store_t *s)
         close(s->uploads_fd);
     if (s->root_fd >= 0)
         close(s->root_fd);
+    /* Last: no other process may take the store while this one still has it
+     * open. The emptied file names no process that has gone. */
+    if (s->lock_fd >= 0) {
+        if (ftruncate(s->lock_fd, 0) != 0)
+            br_warn("storage: cannot empty %s/" BR_LOCK_FILE ": %s", s->root, strerror(errno));
+        close(s->lock_fd);
+    }
     pthread_mutex_destroy(&s->lock);
     free(s->root);
     free(s->tmp_dir);

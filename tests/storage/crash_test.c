@@ -20,7 +20,7 @@
 #define ROUNDS 8
 #define MAX_BLOB (256 << 10)
 
-static br_store_options_t opts = {1, 1ULL << 30};
+static br_store_options_t opts = {.fsync = 1, .map_size = 1ULL << 30};
 
 /* ---- child ---------------------------------------------------------------------- */
 

@@ -9,13 +9,14 @@
 #include "tests/storage/util.h"
 #include <dirent.h>
 #include <pthread.h>
+#include <sys/file.h>
 #include <sys/time.h>
 #include "storage/internal.h"
 #include "tests/tap.h"
 
 static char root[256];
 static br_store_t *s;
-static br_store_options_t opts = {1, 1ULL << 30};
+static br_store_options_t opts = {.fsync = 1, .map_size = 1ULL << 30};
 
 #define R(lit) BR_STR(lit)
 
@@ -961,6 +962,42 @@ static void test_holders_damage_and_upgrade(void)
     is_int(raw_end(&r), 0, "version 2 opens again");
 }
 
+/* The exclusive lock: one holder at a time, the PID in berth.lock, shared
+ * opens beside it, and a refused open creates nothing under the root. */
+static void test_lock(void)
+{
+    char lroot[256], path[300];
+    br_store_options_t ex = {.map_size = 1ULL << 30, .exclusive = 1}, shared = {.map_size = 1ULL << 30};
+    br_store_t *a = NULL, *b = NULL, *c = NULL;
+
+    make_root(lroot, sizeof(lroot), "lock");
+    /* Someone else holds the lock file: the open is refused before anything
+     * else is created. */
+    snprintf(path, sizeof(path), "%s/berth.lock", lroot);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    ok(fd >= 0 && flock(fd, LOCK_EX) == 0 && write(fd, "4242\n", 5) == 5, "lock file held by hand");
+    is_int(br_store_open(&a, lroot, &ex), EBUSY, "exclusive open of a locked store: EBUSY");
+    ok(a == NULL, "... and no handle");
+    is_int((int)br_store_lock_owner(lroot), 4242, "br_store_lock_owner reads the holder's PID");
+    snprintf(path, sizeof(path), "%s/index", lroot);
+    ok(access(path, F_OK) != 0, "... and nothing was created under the root");
+    close(fd);
+
+    is_int(br_store_open(&a, lroot, &ex), 0, "exclusive open once the holder is gone");
+    is_int((int)br_store_lock_owner(lroot), (int)getpid(), "berth.lock names this process");
+    is_int(br_store_open(&b, lroot, &ex), EBUSY, "a second exclusive handle in the same process: EBUSY");
+    is_int(br_store_open(&c, lroot, &shared), 0, "a shared open beside the exclusive one");
+    br_digest_t d;
+    is_int(br_blob_put(a, R("lock/r"), BR_ALG_SHA256, "x", 1, &d), 0, "the holder writes");
+    is_int(br_blob_stat(c, R("lock/r"), &d, NULL), 0, "the shared handle sees it");
+    br_store_close(c);
+    br_store_close(a);
+    is_int((int)br_store_lock_owner(lroot), 0, "closing empties berth.lock");
+    is_int(br_store_open(&b, lroot, &ex), 0, "exclusive open after close");
+    br_store_close(b);
+    rm_tree(lroot);
+}
+
 int main(void)
 {
     int ret;
@@ -987,6 +1024,7 @@ int main(void)
     test_listings();
     test_threads();
     test_holders_damage_and_upgrade();
+    test_lock();
 
     /* Everything survives a restart, with the default map size. */
     opts.map_size = 0;
