@@ -4,10 +4,14 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
+#include <sys/stat.h>
 #include "config/internal.h"
 
 void br_config_init(br_config_t *c)
@@ -87,6 +91,7 @@ void br_config_dispose(br_config_t *c)
     free(c->tls.certificate);
     free(c->tls.key);
     free(c->tls.client_ca);
+    free(c->source_file);
     auth_strings(c, NULL);
     br_config__groups_free(c->auth.groups, c->auth.num_groups);
     br_config__rules_free(c->auth.anonymous, c->auth.num_anonymous);
@@ -108,6 +113,7 @@ void br_config__copy(br_config_t *dst, const br_config_t *src)
     dst->tls.certificate = dup_or_null(src->tls.certificate);
     dst->tls.key = dup_or_null(src->tls.key);
     dst->tls.client_ca = dup_or_null(src->tls.client_ca);
+    dst->source_file = dup_or_null(src->source_file);
     auth_strings(dst, src);
     dst->auth.groups = br_calloc(src->auth.num_groups + 1, sizeof(*dst->auth.groups));
     for (size_t i = 0; i < src->auth.num_groups; i++) {
@@ -124,6 +130,101 @@ int br_config_validate(const br_config_t *c, char *err, size_t errsize)
 {
     const br_config_key_t *culprit;
     return br_config__check(c, &culprit, err, errsize);
+}
+
+void br_config_set_origin(br_config_t *c, const char *section, const char *name, br_config_source_t source)
+{
+    const br_config_key_t *k = br_config__find(section, name, strlen(name));
+    if (k != NULL)
+        c->origin[k - br_config_keys] = (br_config_origin_t){source, 0, 0};
+}
+
+/* "where: key" for messages about k's value: its position in the file, its
+ * environment variable, or just its name. */
+static void describe_key(const br_config_t *c, const br_config_key_t *k, char *buf, size_t size)
+{
+    char name[128], env[128];
+    const br_config_origin_t *o = &c->origin[k - br_config_keys];
+    br_config__display(k, name, sizeof(name));
+    switch (o->source) {
+    case BR_CONFIG_FROM_FILE:
+        snprintf(buf, size, "%s:%u:%u: %s", c->source_file != NULL ? c->source_file : "(config)", o->line, o->col, name);
+        break;
+    case BR_CONFIG_FROM_ENV:
+        snprintf(buf, size, "%s: %s", br_config__env_name(k, env, sizeof(env)), name);
+        break;
+    case BR_CONFIG_FROM_FLAG:
+        snprintf(buf, size, "command line: %s", name);
+        break;
+    default:
+        snprintf(buf, size, "%s", name);
+        break;
+    }
+}
+
+/* 0 when path opens for reading and is no directory, else the errno. Non-
+ * blocking, so that a FIFO named by mistake cannot hang the check. */
+static int file_problem(const char *path)
+{
+    struct stat st;
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC), ret = 0;
+    if (fd < 0)
+        return errno;
+    if (fstat(fd, &st) != 0)
+        ret = errno;
+    else if (S_ISDIR(st.st_mode))
+        ret = EISDIR;
+    close(fd);
+    return ret;
+}
+
+/* 0 when the store can live at root: an existing directory berth may use, or
+ * a new one in an existing directory (the store makes the root, not its
+ * parents). */
+static int root_problem(const char *root)
+{
+    struct stat st;
+    if (stat(root, &st) == 0) {
+        if (!S_ISDIR(st.st_mode))
+            return ENOTDIR;
+        return access(root, R_OK | W_OK | X_OK) != 0 ? errno : 0;
+    }
+    if (errno != ENOENT)
+        return errno;
+    char *copy = br_strndup(root, strlen(root));
+    const char *parent = dirname(copy);
+    int ret = stat(parent, &st) != 0 ? ENOENT : !S_ISDIR(st.st_mode) ? ENOTDIR : access(parent, W_OK | X_OK) != 0 ? errno : 0;
+    free(copy);
+    return ret;
+}
+
+int br_config_check_files(const br_config_t *c, char *err, size_t errsize)
+{
+    /* Every key whose value is a file berth reads at start or on reload. */
+    static const char *const files[][2] = {
+        {"tls", "certificate"},      {"tls", "key"},         {"tls", "client_ca"},
+        {"auth", "htpasswd"},        {"auth.token", "key"},  {"auth.token", "certificate"},
+        {"auth.token", "trusted_certificates"}, {"auth.token", "jwks"},
+    };
+    char where[512];
+    err[0] = '\0';
+    for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+        const br_config_key_t *k = br_config__find(files[i][0], files[i][1], strlen(files[i][1]));
+        const char *path = *(char *const *)((const char *)c + k->offset);
+        int e;
+        if (path == NULL || (e = file_problem(path)) == 0)
+            continue;
+        describe_key(c, k, where, sizeof(where));
+        snprintf(err, errsize, "%s: %s: %s", where, path, strerror(e));
+        return BR_E_CONFIG;
+    }
+    int e = root_problem(c->storage.root);
+    if (e != 0) {
+        describe_key(c, br_config__find("storage", "root", 4), where, sizeof(where));
+        snprintf(err, errsize, "%s: %s: %s", where, c->storage.root, strerror(e));
+        return BR_E_CONFIG;
+    }
+    return 0;
 }
 
 /* A host between brackets must look like an IPv6 literal (optionally with a

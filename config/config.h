@@ -96,6 +96,23 @@ typedef struct st_br_config_group_t {
     size_t num_members;
 } br_config_group_t;
 
+/* Room for the key table (config/internal.h; keys.c checks that it fits). */
+#define BR_CONFIG_MAX_KEYS 64
+
+/* Where one key got its value, so that checks made after loading
+ * (br_config_check_files) can point at it. */
+typedef enum {
+    BR_CONFIG_FROM_DEFAULT = 0,
+    BR_CONFIG_FROM_FILE, /* line and col: the key in source_file */
+    BR_CONFIG_FROM_ENV,  /* its BERTH_<SECTION>_<KEY> variable */
+    BR_CONFIG_FROM_FLAG, /* a command-line flag (set by its caller) */
+} br_config_source_t;
+
+typedef struct st_br_config_origin_t {
+    br_config_source_t source;
+    unsigned line, col; /* 1-based, with BR_CONFIG_FROM_FILE */
+} br_config_origin_t;
+
 typedef struct st_br_config_t {
     br_listen_t listen[BR_CONFIG_MAX_LISTEN];
     size_t num_listen;
@@ -160,6 +177,12 @@ typedef struct st_br_config_t {
             uint64_t leeway_s;
         } token;
     } auth;
+
+    /* Where each key of the key table was last set (indexed like the table),
+     * and the YAML file the positions refer to (the last one loaded; heap,
+     * NULL when none). */
+    br_config_origin_t origin[BR_CONFIG_MAX_KEYS];
+    char *source_file;
 } br_config_t;
 
 /* Fills c with the embedded defaults. Strings in c are heap-allocated; free with
@@ -187,6 +210,21 @@ int br_config_load_env(br_config_t *c, char **envp, char *err, size_t errsize);
  * values may come from the file, the environment or both) in err (errsize
  * bytes, always NUL-terminated). Reads c only. */
 int br_config_validate(const br_config_t *c, char *err, size_t errsize);
+
+/* Checks, after br_config_validate, what the values name on disk, so that a
+ * config that passes here does not fail at start: every file berth reads
+ * (tls.certificate, tls.key, tls.client_ca, auth.htpasswd, auth.token.key,
+ * auth.token.certificate, auth.token.trusted_certificates, auth.token.jwks)
+ * opens for reading and is no directory, and storage.root is a directory or
+ * can be made in an existing one. Creates nothing. Returns 0, or BR_E_CONFIG
+ * with "where: key: path: reason" in err (where: "file:line:col" of the key,
+ * its BERTH_* variable, or nothing for a default; reason: the OS's, e.g. "No
+ * such file or directory"). Opens the files as the calling user. */
+int br_config_check_files(const br_config_t *c, char *err, size_t errsize);
+
+/* Records that the key named section.name (section NULL for a top-level key)
+ * was set from source (for flags that override the config). */
+void br_config_set_origin(br_config_t *c, const char *section, const char *name, br_config_source_t source);
 
 /* Parses "host:port", "[v6]:port" or ":port" into l (l->host heap-allocated).
  * Returns 0 or BR_E_CONFIG with a message in err. */

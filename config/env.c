@@ -65,6 +65,7 @@ int br_config_load_env(br_config_t *c, char **envp, char *err, size_t errsize)
             ret = BR_E_CONFIG;
             goto Exit;
         }
+        work.origin[k - br_config_keys] = (br_config_origin_t){BR_CONFIG_FROM_ENV, 0, 0};
     }
 
     old = *c;

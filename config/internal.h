@@ -43,6 +43,8 @@ typedef struct st_br_config_key_t {
 #define BR_CONFIG_NUM_KEYS 40
 extern const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1];
 
+_Static_assert(BR_CONFIG_NUM_KEYS <= BR_CONFIG_MAX_KEYS, "br_config_t.origin needs room for every key");
+
 /* Looks up a key by section (NULL = top level) and name; NULL when unknown. */
 const br_config_key_t *br_config__find(const char *section, const char *name, size_t namelen);
 /* 1 when name is the full name of a section (a key whose value is a mapping),

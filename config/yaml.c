@@ -418,6 +418,13 @@ int br_config_load_file(br_config_t *c, const char *path, char *err, size_t errs
         }
     }
 
+    /* Positions only once the whole file loaded: a failed load changes nothing. */
+    for (size_t i = 0; i < BR_CONFIG_NUM_KEYS; i++)
+        if (ctx.key_seen[i])
+            work.origin[i] = (br_config_origin_t){BR_CONFIG_FROM_FILE, (unsigned)ctx.key_marks[i].line + 1,
+                                                  (unsigned)ctx.key_marks[i].column + 1};
+    free(work.source_file);
+    work.source_file = br_strndup(path, strlen(path));
     old = *c;
     *c = work;
     work = old; /* the replaced values are disposed below */

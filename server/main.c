@@ -12,11 +12,14 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
 #include <unistd.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/stat.h>
 #include <openssl/crypto.h>
 #include <openssl/err.h>
@@ -94,12 +97,59 @@ static int load_config(br_config_t *c, const char *path, char **listen, size_t n
             c->num_listen++;
         }
     }
+    if (num_listen != 0)
+        br_config_set_origin(c, NULL, "listen", BR_CONFIG_FROM_FLAG);
     if (root != NULL) {
         free(c->storage.root);
         c->storage.root = br_strndup(root, strlen(root));
+        br_config_set_origin(c, "storage", "root", BR_CONFIG_FROM_FLAG);
     }
-    if (br_config_validate(c, err, sizeof(err)) != 0) {
+    if (br_config_validate(c, err, sizeof(err)) != 0 || br_config_check_files(c, err, sizeof(err)) != 0) {
         fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    return 0;
+}
+
+/* 1 when every address host resolves to is a loopback address ("" = any). */
+static int host_is_loopback(const char *host)
+{
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *res = NULL;
+    if (host[0] == '\0' || getaddrinfo(host, NULL, &hints, &res) != 0)
+        return 0;
+    int loopback = 1;
+    for (struct addrinfo *p = res; p != NULL && loopback; p = p->ai_next) {
+        if (p->ai_family == AF_INET) {
+            loopback = (ntohl(((struct sockaddr_in *)p->ai_addr)->sin_addr.s_addr) >> 24) == 127;
+        } else if (p->ai_family == AF_INET6) {
+            const struct in6_addr *a = &((struct sockaddr_in6 *)p->ai_addr)->sin6_addr;
+            loopback = IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+        } else {
+            loopback = 0;
+        }
+    }
+    freeaddrinfo(res);
+    return loopback;
+}
+
+/* The embedded defaults serve everyone on every address, deletes included.
+ * That is right for a first try on a laptop and wrong anywhere else, so say
+ * it once, with the key that changes it. Writes the warning into buf and
+ * returns 1, or returns 0 when auth is on or only loopback is served. */
+static int open_access_warning(const br_config_t *c, char *buf, size_t size)
+{
+    if (c->auth.enabled)
+        return 0;
+    for (size_t i = 0; i < c->num_listen; i++) {
+        const br_listen_t *l = &c->listen[i];
+        if (host_is_loopback(l->host))
+            continue;
+        int v6 = strchr(l->host, ':') != NULL;
+        snprintf(buf, size,
+                 "no authentication configured and listening on %s%s%s:%u: anyone who can reach it may pull, push%s; "
+                 "set 'auth:' in the config (auth.htpasswd or auth.token) to require logins",
+                 v6 ? "[" : "", l->host[0] != '\0' ? l->host : "0.0.0.0", v6 ? "]" : "", l->port,
+                 c->storage.delete_enabled ? " and delete" : "");
         return 1;
     }
     return 0;
@@ -113,24 +163,43 @@ static void on_signal(int signo)
         br_srv.shutdown_requested = 1;
 }
 
+/* Why the last OpenSSL call failed, and empties OpenSSL's error queue. A file
+ * that does not open is queued as a system error whose reason OpenSSL 3 does
+ * not name: that one gets the OS's text. */
+static const char *ssl_failure(char *buf, size_t size)
+{
+    const char *why = NULL;
+    unsigned long e;
+    while ((e = ERR_get_error()) != 0) {
+        if (why != NULL)
+            continue;
+        if (ERR_SYSTEM_ERROR(e))
+            why = strerror((int)ERR_GET_REASON(e));
+        else if ((why = ERR_reason_error_string(e)) == NULL) {
+            ERR_error_string_n(e, buf, size);
+            why = buf;
+        }
+    }
+    return why != NULL ? why : "unknown error";
+}
+
 /* A new server SSL_CTX from the certificate, key and client CA files, or NULL
  * (logged). Called at start and again on SIGHUP. */
 static SSL_CTX *build_ssl_ctx(const br_config_t *c)
 {
+    char why[256];
     SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
     if (SSL_CTX_use_certificate_chain_file(ctx, c->tls.certificate) != 1 ||
         SSL_CTX_use_PrivateKey_file(ctx, c->tls.key, SSL_FILETYPE_PEM) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-        unsigned long e = ERR_get_error();
-        br_error("tls: cannot load certificate %s / key %s: %s", c->tls.certificate, c->tls.key,
-                 ERR_reason_error_string(e) != NULL ? ERR_reason_error_string(e) : "unknown error");
+        br_error("tls: cannot load certificate %s / key %s: %s", c->tls.certificate, c->tls.key, ssl_failure(why, sizeof(why)));
         SSL_CTX_free(ctx);
         return NULL;
     }
     if (c->tls.client_ca != NULL) {
         if (SSL_CTX_load_verify_locations(ctx, c->tls.client_ca, NULL) != 1) {
-            br_error("tls: cannot load client CA %s", c->tls.client_ca);
+            br_error("tls: cannot load client CA %s: %s", c->tls.client_ca, ssl_failure(why, sizeof(why)));
             SSL_CTX_free(ctx);
             return NULL;
         }
@@ -156,6 +225,26 @@ static int setup_tls(br_config_t *c)
     if (c->tls.certificate == NULL)
         return 0;
     return (br_srv.ssl_ctx = build_ssl_ctx(c)) != NULL ? 0 : 1;
+}
+
+/* check-config: loads what serve would load from the files the config names
+ * (htpasswd, token keys and certificates, the TLS certificate and key), so a
+ * file that opens but does not parse fails here, not at start. Returns 0, or
+ * 1 after printing the problem. */
+static int check_contents(const br_config_t *c)
+{
+    char err[1024];
+    br_auth_t *auth = NULL;
+    if (br_auth_create(&auth, c, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 1;
+    }
+    br_auth_destroy(auth);
+    if (c->tls.certificate == NULL)
+        return 0;
+    SSL_CTX *ctx = build_ssl_ctx(c); /* logs why it failed */
+    SSL_CTX_free(ctx);
+    return ctx == NULL;
 }
 
 /* SIGHUP (thread 0): reload certificate and key. On failure the old ones stay. */
@@ -320,24 +409,31 @@ static int serve(br_config_t *c)
     br_srv.started_at_ms = br_now_ms();
     br_log_setup(c->log.level, c->log.format);
 
-    if (mkdir(c->storage.root, 0755) != 0 && errno != EEXIST) {
-        br_error("cannot create storage root %s: %s", c->storage.root, strerror(errno));
-        return 1;
-    }
-    br_store_options_t opts = {.fsync = c->storage.fsync};
-    int err = br_store_open(&br_srv.store, c->storage.root, &opts);
-    if (err != 0) {
-        br_error("cannot open store at %s: %s", c->storage.root, br_strerror(err));
-        return 1;
-    }
+    /* Whatever reads the files the config names comes before the store, so
+     * that nothing is created on disk (no root, no index) by a start that
+     * fails on the config. */
     char aerr[1024];
+    int err;
     if ((err = br_auth_create(&br_srv.auth, c, aerr, sizeof(aerr))) != 0) {
         br_error("%s", aerr);
         goto Exit;
     }
     if (setup_tls(c) != 0)
         goto Exit;
+    /* One server per store (storage.h, "Processes"). */
+    br_store_options_t opts = {.fsync = c->storage.fsync, .exclusive = 1};
+    if ((err = br_store_open(&br_srv.store, c->storage.root, &opts)) != 0) {
+        if (err == EBUSY)
+            br_error("cannot open store at %s: another berth serves it (process %ld holds %s/berth.lock)", c->storage.root,
+                     br_store_lock_owner(c->storage.root), c->storage.root);
+        else
+            br_error("cannot open store at %s: %s", c->storage.root, br_strerror(err));
+        goto Exit;
+    }
     setup_globalconf(c);
+    char warning[512];
+    if (open_access_warning(c, warning, sizeof(warning)))
+        br_warn("%s", warning);
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
@@ -577,7 +673,10 @@ int main(int argc, char **argv)
             usage_check(stderr);
             return 2;
         }
-        int bad = load_config(&config, config_path, NULL, 0, NULL);
+        int bad = load_config(&config, config_path, NULL, 0, NULL) || check_contents(&config);
+        char warning[512];
+        if (!bad && open_access_warning(&config, warning, sizeof(warning)))
+            fprintf(stderr, "%s: warning: %s\n", config_path, warning);
         if (!bad)
             printf("%s: ok\n", config_path);
         br_config_dispose(&config);

@@ -835,6 +835,55 @@ static void test_auth(void)
                  "6:5: 'auth.token.path' must start with '/'", "token path relative");
 }
 
+/* br_config_check_files: every file key opens, the root can be made, and the
+ * message points at where the value came from (file position, variable, flag,
+ * default). Nothing is created. */
+static void test_check_files(void)
+{
+    char err[1024], want[1024], path[300], root[300];
+    br_config_t c;
+    snprintf(path, sizeof(path), "%s/present.pem", tmpdir);
+    write_file(path, "x\n", 2);
+    snprintf(root, sizeof(root), "%s/store", tmpdir);
+
+    char yaml[1024];
+    snprintf(yaml, sizeof(yaml), "storage:\n  root: %s\ntls:\n  certificate: %s\n  key: %s/absent.pem\n", root, path, tmpdir);
+    is_int(load(&c, yaml, err, sizeof(err)), 0, "check_files: config loads (files are not opened by the loader)");
+    is_int(br_config_check_files(&c, err, sizeof(err)), BR_E_CONFIG, "check_files: a missing tls.key is refused");
+    snprintf(want, sizeof(want), "%s:5:3: tls.key: %s/absent.pem: No such file or directory", yaml_path, tmpdir);
+    is_str(err, want, "check_files: file:line:col of the key, key, path, OS reason");
+
+    char var[400], *envp[] = {var, NULL};
+    snprintf(var, sizeof(var), "BERTH_TLS_KEY=%s", path);
+    is_int(br_config_load_env(&c, envp, err, sizeof(err)), 0, "check_files: the environment overrides the key");
+    is_int(br_config_check_files(&c, err, sizeof(err)), 0, "check_files: every named file opens, the root can be made");
+    ok(access(root, F_OK) != 0, "check_files: the root was not created");
+
+    snprintf(var, sizeof(var), "BERTH_TLS_CLIENT_CA=%s", tmpdir);
+    is_int(br_config_load_env(&c, envp, err, sizeof(err)), 0, "check_files: client_ca from the environment");
+    is_int(br_config_check_files(&c, err, sizeof(err)), BR_E_CONFIG, "check_files: a directory is no file");
+    snprintf(want, sizeof(want), "BERTH_TLS_CLIENT_CA: tls.client_ca: %s: Is a directory", tmpdir);
+    is_str(err, want, "check_files: the variable names the source");
+    free(c.tls.client_ca);
+    c.tls.client_ca = NULL;
+
+    free(c.storage.root);
+    snprintf(root, sizeof(root), "%s/no/store", tmpdir);
+    c.storage.root = strdup(root);
+    br_config_set_origin(&c, "storage", "root", BR_CONFIG_FROM_FLAG);
+    is_int(br_config_check_files(&c, err, sizeof(err)), BR_E_CONFIG, "check_files: a root whose parent is missing");
+    snprintf(want, sizeof(want), "command line: storage.root: %s: No such file or directory", root);
+    is_str(err, want, "check_files: a flag names the command line");
+    free(c.storage.root);
+    c.storage.root = strdup(path);
+    c.origin[br_config__find("storage", "root", 4) - br_config_keys].source = BR_CONFIG_FROM_DEFAULT;
+    is_int(br_config_check_files(&c, err, sizeof(err)), BR_E_CONFIG, "check_files: a root that is a file");
+    snprintf(want, sizeof(want), "storage.root: %s: Not a directory", path);
+    is_str(err, want, "check_files: a default is named by its key alone");
+    br_config_dispose(&c);
+    unlink(path);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -856,6 +905,7 @@ int main(void)
     test_table();
     test_example();
     test_auth();
+    test_check_files();
 
     unlink(yaml_path);
     rmdir(tmpdir);
