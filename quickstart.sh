@@ -16,7 +16,8 @@ BUILD_DEPS="build-essential autoconf automake libtool pkg-config ca-certificates
   libh2o-evloop-dev libssl-dev libyaml-dev liblmdb-dev libjansson-dev libcrypt-dev
   cmake zlib1g-dev dpkg-dev"
 TEST_DEPS="curl jq python3 openssl bc nghttp2-client iproute2 procps util-linux
-  skopeo podman buildah umoci docker.io containerd uidmap fuse-overlayfs"
+  skopeo podman buildah umoci docker.io containerd uidmap fuse-overlayfs
+  git"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

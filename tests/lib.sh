@@ -188,4 +188,17 @@ no_sanitizer_report() {
     fi
 }
 
+# br_make ARGS... — runs make in the build tree ($top_builddir) for the
+# packaging tests, quietly, output in $BR_TMP/make.log (shown on failure).
+# The flags of the make running the tests (its jobserver, command-line
+# variables such as TEST_LOGS) are not passed on.
+br_make() {
+    if env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s -C "${top_builddir:-$top_srcdir}" "$@" >"$BR_TMP/make.log" 2>&1; then
+        return 0
+    fi
+    echo "# make $* failed:"
+    tail -n 30 "$BR_TMP/make.log" | sed 's/^/#   /'
+    return 1
+}
+
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }

@@ -11,7 +11,6 @@ TESTS += tests/server/bigbody.sh
 TESTS += tests/server/crash.sh
 TESTS += tests/server/auth.sh
 TESTS += tests/server/tls_reload.sh
-EXTRA_DIST += tests/server/tls_reload.sh
 TESTS += tests/server/tls.sh
 # base.sh, blobs.sh and manifests.sh again, with Basic auth and with tokens
 TESTS += tests/server/conformance-basic.sh tests/server/conformance-token.sh
