@@ -37,7 +37,9 @@ static size_t num_threads;
 
 static void usage_main(FILE *fp)
 {
-    fprintf(fp, "usage: berth [serve | check-config | version] [options]\n"
+    /* The first line names every command (tests/pkg/docs.sh checks it against
+     * the list below and against berth(1)). */
+    fprintf(fp, "usage: berth [serve | check-config | version | hash-password | gen-key] [options]\n"
                 "\n"
                 "  berth                      serve with the embedded defaults (listen :5000, store ./berth-data)\n"
                 "  berth serve [options]      serve, optionally with a config file\n"
