@@ -198,23 +198,18 @@ int br_auth_may(br_auth_t *a, const br_auth_result_t *res, br_str_t repository, 
 static int check_basic(br_auth_t *a, const br_auth_request_t *r, br_auth_result_t *out)
 {
     char user[BR_AUTH_USER_MAX + 1], pass[BR_BASIC_MAX + 1];
-    uint64_t now = br_now_ms();
-    int ret;
+    int ret = br_auth__basic_parse(r->authorization, user, pass, sizeof(pass));
 
-    /* Before any bcrypt: a blocked address costs us nothing. */
-    if (br_auth__backoff_blocked(&a->basic, r->client, now, &out->retry_after))
-        return deny(out, 429, BR_E_TOO_MANY, "TOOMANYREQUESTS", "too many failed logins; retry later");
-    if ((ret = br_auth__basic_parse(r->authorization, user, pass, sizeof(pass))) == 0)
-        ret = br_auth__basic_verify(&a->basic, user, pass);
+    ret = br_auth__basic_login(&a->basic, r->client, ret == 0 ? user : NULL, pass, &out->retry_after);
     /* The user name of a failed login is not logged: it is often a password
      * typed into the wrong field. */
     OPENSSL_cleanse(pass, sizeof(pass));
+    if (ret == BR_E_TOO_MANY)
+        return deny(out, 429, BR_E_TOO_MANY, "TOOMANYREQUESTS", "too many failed logins; retry later");
     if (ret != 0) {
-        br_auth__backoff_failed(&a->basic, r->client, now);
         challenge(a, r, NULL, out->www_authenticate, sizeof(out->www_authenticate));
         return deny(out, 401, BR_E_UNAUTHORIZED, "UNAUTHORIZED", "authentication failed");
     }
-    br_auth__backoff_succeeded(&a->basic, r->client);
     out->_kind = KIND_USER;
     snprintf(out->user, sizeof(out->user), "%s", user);
     if (!may(a, out, r->repository, r->actions, 0))

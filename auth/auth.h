@@ -9,8 +9,8 @@
 //     realm: berth           # Basic realm
 //     htpasswd: FILE         # "user:$2y$..." lines; re-read when its mtime changes
 //     bcrypt_cost: 10        # cost of hashes made by br_auth_hash_password (4-31)
-//     max_failures: 5        # failed logins per client address within
-//     failure_window: 1m     #   failure_window before that address gets 429
+//     max_failures: 5        # failed logins per client address (4x that per
+//     failure_window: 1m     #   user name) within failure_window before 429
 //     admin_group: admins    # every action on every repository, and the catalog
 //     groups: {admins: [alice], ci: [buildbot]}
 //     anonymous:             # what a request without credentials may do
@@ -46,11 +46,16 @@
 // loaded, with file and line. A verified user:password pair is remembered for
 // a minute (HMAC under a per-process random key, never the password), because
 // registry clients send Basic credentials on every request and bcrypt costs
-// tens of milliseconds. Failed logins are counted per client address in a
-// fixed-size table; an address over max_failures within failure_window gets
-// 429 for 2^(failures - max_failures) seconds (at most failure_window), before
-// any password is checked. Other addresses are unaffected, and the table
-// evicts its oldest entry when full, so memory stays bounded.
+// tens of milliseconds. Failed logins are counted per client address and per
+// user name in a fixed-size table; an address with max_failures failures
+// within failure_window, or a user name with 4 * max_failures (from any
+// addresses), gets 429 for 2^(failures - limit) seconds (at most
+// failure_window), before any password is checked. A good login takes back
+// only that user's own failures from that address, never those recorded
+// against other user names (so one valid account buys no guesses at another).
+// Other addresses and users are unaffected, and the table evicts its least
+// valuable entry when full, so memory stays bounded (it keeps keyed hashes,
+// never the user names).
 //
 // Bearer: tokens are JWS compact JWTs, alg ES256 or RS256 only, and the alg
 // must match the type of the key found for them (never "none", never HS*).

@@ -1,7 +1,7 @@
 /*
  * Basic credentials: the htpasswd file (bcrypt only), its reload when it
- * changes, a short-lived cache of verified pairs, and the per-address back-off
- * for failed logins.
+ * changes, a short-lived cache of verified pairs, and the back-off for failed
+ * logins (per address and per user name).
  *
  * Reload is a pointer swap under b->lock: readers take a reference to the
  * current snapshot and run bcrypt without any lock held, so a slow login never
@@ -160,7 +160,7 @@ int br_auth__basic_init(br_auth_basic_t *b, const br_config_t *cfg, char *err, s
     b->check_interval_ms = 1000;
     b->max_failures = cfg->auth.max_failures;
     b->window_ms = cfg->auth.failure_window_ms;
-    if (RAND_bytes(b->cache_key, sizeof(b->cache_key)) != 1) {
+    if (RAND_bytes(b->cache_key, sizeof(b->cache_key)) != 1 || RAND_bytes(b->backoff_key, sizeof(b->backoff_key)) != 1) {
         snprintf(err, errsize, "no random bytes for the credential cache");
         return BR_E_CONFIG;
     }
@@ -382,33 +382,56 @@ Exit:
 }
 
 /* ---- back-off -------------------------------------------------------------
- * One slot per address in a fixed table, found by hash and a short linear
- * probe. A full probe window evicts its least recently used slot: a flood of
- * addresses can only make the table forget (less protection), never block an
- * address that did not fail itself, and memory never grows. */
+ * Failed logins are counted per client address and per user name. A success
+ * must never clear failures recorded against someone else (else an attacker
+ * with one valid account interleaves its logins with guesses at another
+ * account and is never slowed down), so each failure also counts in two
+ * "share" slots, (address, user)'s part of the address count and of the user
+ * count; a user's success subtracts exactly its own shares. Failures without a
+ * user name (an unreadable Authorization value) count for the address only.
+ *
+ * The user limit is BR_BACKOFF_USER_FACTOR times max_failures: it catches
+ * guesses at one account spread over many addresses, while one address alone
+ * (its own limit reached first) cannot lock a user out everywhere.
+ *
+ * One fixed table holds all slots, found by a keyed hash of what they count
+ * (a per-process random key: nobody can aim at a slot, and no user name,
+ * which is often a password typed into the wrong field, stays in memory) and
+ * a short linear probe. A full probe window evicts its least valuable slot: a
+ * flood can only make the table forget (less protection), never block an
+ * address or user that did not fail itself, and memory never grows. */
 
-static uint64_t addr_hash(const char *s)
+#define BR_BACKOFF_USER_FACTOR 4
+
+enum { KEY_ADDRESS = 'A', KEY_USER = 'U', KEY_ADDRESS_SHARE = 'a', KEY_USER_SHARE = 'u' };
+
+static void backoff_key(const br_auth_basic_t *b, int kind, const char *client, const char *user, unsigned char *key)
 {
-    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-    for (; *s != '\0'; s++)
-        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
-    return h;
+    unsigned char buf[1 + 64 + 1 + BR_AUTH_USER_MAX + 1], md[32];
+    size_t n = 0, cl = client != NULL ? strnlen(client, 64) : 0, ul = user != NULL ? strnlen(user, BR_AUTH_USER_MAX) : 0;
+    unsigned int mdlen = sizeof(md);
+    buf[n++] = (unsigned char)kind;
+    memcpy(buf + n, client != NULL ? client : "", cl), n += cl;
+    buf[n++] = '\0';
+    memcpy(buf + n, user != NULL ? user : "", ul), n += ul;
+    HMAC(EVP_sha256(), b->backoff_key, sizeof(b->backoff_key), buf, n, md, &mdlen);
+    memcpy(key, md, BR_BACKOFF_KEY);
+    key[0] |= 1; /* an all-zero key marks a free slot */
+    OPENSSL_cleanse(buf, sizeof(buf));
 }
 
-static br_backoff_slot_t *find_slot(br_auth_basic_t *b, const char *client, int create, uint64_t now_ms)
+static br_backoff_slot_t *find_slot(br_auth_basic_t *b, const unsigned char *key, int create, uint64_t now_ms)
 {
-    size_t start = addr_hash(client) % BR_BACKOFF_SLOTS;
+    size_t start = ((size_t)key[1] << 16 | (size_t)key[2] << 8 | key[3]) % BR_BACKOFF_SLOTS;
     br_backoff_slot_t *victim = NULL;
     int victim_class = 0;
-    char addr[sizeof(b->backoff[0].addr)];
-    snprintf(addr, sizeof(addr), "%s", client);
     for (size_t i = 0; i < BR_BACKOFF_PROBE; i++) {
         br_backoff_slot_t *s = &b->backoff[(start + i) % BR_BACKOFF_SLOTS];
-        if (strcmp(s->addr, addr) == 0)
+        if (memcmp(s->key, key, BR_BACKOFF_KEY) == 0)
             return s;
         /* Evict in this order: free, stale (window over, not blocked),
          * counting, blocked; the least recently failed first within a class. */
-        int cls = s->addr[0] == '\0'                                                          ? 0
+        int cls = s->key[0] == 0                                                              ? 0
                   : now_ms >= s->blocked_until_ms && now_ms - s->first_ms >= b->window_ms ? 1
                   : now_ms >= s->blocked_until_ms                                         ? 2
                                                                                           : 3;
@@ -420,56 +443,153 @@ static br_backoff_slot_t *find_slot(br_auth_basic_t *b, const char *client, int 
     if (!create)
         return NULL;
     memset(victim, 0, sizeof(*victim));
-    memcpy(victim->addr, addr, sizeof(addr));
+    memcpy(victim->key, key, BR_BACKOFF_KEY);
     victim->first_ms = now_ms;
+    victim->window = ++b->next_window;
     return victim;
 }
 
-int br_auth__backoff_blocked(br_auth_basic_t *b, const char *client, uint64_t now_ms, unsigned *retry_s)
+/* 1 (and the wait in *until) when the slot for key is blocked at now_ms. */
+static int slot_blocked(br_auth_basic_t *b, const unsigned char *key, uint64_t now_ms, uint64_t *until)
 {
-    int blocked = 0;
-    if (client == NULL || b->max_failures == 0)
+    br_backoff_slot_t *s = find_slot(b, key, 0, now_ms);
+    if (s == NULL || s->blocked_until_ms <= now_ms)
         return 0;
+    if (s->blocked_until_ms > *until)
+        *until = s->blocked_until_ms;
+    return 1;
+}
+
+int br_auth__backoff_blocked(br_auth_basic_t *b, const char *client, const char *user, uint64_t now_ms, unsigned *retry_s)
+{
+    unsigned char ka[BR_BACKOFF_KEY], ku[BR_BACKOFF_KEY];
+    uint64_t until = 0;
+    int blocked = 0;
+    if (b->max_failures == 0 || (client == NULL && user == NULL))
+        return 0;
+    if (client != NULL)
+        backoff_key(b, KEY_ADDRESS, client, NULL, ka);
+    if (user != NULL)
+        backoff_key(b, KEY_USER, NULL, user, ku);
     pthread_mutex_lock(&b->lock);
-    br_backoff_slot_t *s = find_slot(b, client, 0, now_ms);
-    if (s != NULL && s->blocked_until_ms > now_ms) {
-        blocked = 1;
-        *retry_s = (unsigned)((s->blocked_until_ms - now_ms + 999) / 1000);
-    }
+    if (client != NULL)
+        blocked |= slot_blocked(b, ka, now_ms, &until);
+    if (user != NULL)
+        blocked |= slot_blocked(b, ku, now_ms, &until);
     pthread_mutex_unlock(&b->lock);
+    if (blocked)
+        *retry_s = (unsigned)((until - now_ms + 999) / 1000);
     return blocked;
 }
 
-void br_auth__backoff_failed(br_auth_basic_t *b, const char *client, uint64_t now_ms)
+/* One more failure for the address or user behind key, blocked for
+ * 2^(failures - limit) seconds (at most the window) from the limit on;
+ * returns its slot. */
+static br_backoff_slot_t *count_failure(br_auth_basic_t *b, const unsigned char *key, unsigned limit, uint64_t now_ms)
 {
-    if (client == NULL || b->max_failures == 0)
-        return;
-    pthread_mutex_lock(&b->lock);
-    br_backoff_slot_t *s = find_slot(b, client, 1, now_ms);
+    br_backoff_slot_t *s = find_slot(b, key, 1, now_ms);
     if (now_ms - s->first_ms >= b->window_ms && now_ms >= s->blocked_until_ms) {
         s->failures = 0; /* a new window */
         s->first_ms = now_ms;
+        s->window = ++b->next_window;
     }
     s->last_ms = now_ms;
-    if (++s->failures >= b->max_failures) {
-        unsigned over = s->failures - b->max_failures;
+    if (++s->failures >= limit) {
+        unsigned over = s->failures - limit;
         uint64_t delay = over >= 30 ? b->window_ms : 1000ULL << over;
         if (delay > b->window_ms)
             delay = b->window_ms;
         s->blocked_until_ms = now_ms + delay;
     }
+    return s;
+}
+
+/* Records that one failure counted in the parent slot's window came from
+ * (client, user). Takes the parent's fields by value: making the share's slot
+ * may evict the parent's (that count is then forgotten, as any evicted one). */
+static void count_share(br_auth_basic_t *b, const unsigned char *key, uint64_t window, uint64_t first_ms, uint64_t now_ms)
+{
+    br_backoff_slot_t *s = find_slot(b, key, 1, now_ms);
+    if (s->window != window) { /* shares of an older window no longer count */
+        s->failures = 0;
+        s->window = window;
+    }
+    s->failures++;
+    s->first_ms = first_ms;
+    s->last_ms = now_ms;
+}
+
+/* The four slots one login touches: the address, the user, and the shares. */
+typedef struct st_backoff_keys_t {
+    unsigned char address[BR_BACKOFF_KEY], user[BR_BACKOFF_KEY], address_share[BR_BACKOFF_KEY], user_share[BR_BACKOFF_KEY];
+} backoff_keys_t;
+
+static void backoff_keys(const br_auth_basic_t *b, const char *client, const char *user, backoff_keys_t *k)
+{
+    backoff_key(b, KEY_ADDRESS, client, NULL, k->address);
+    backoff_key(b, KEY_USER, NULL, user, k->user);
+    backoff_key(b, KEY_ADDRESS_SHARE, client, user, k->address_share);
+    backoff_key(b, KEY_USER_SHARE, client, user, k->user_share);
+}
+
+void br_auth__backoff_failed(br_auth_basic_t *b, const char *client, const char *user, uint64_t now_ms)
+{
+    backoff_keys_t k;
+    if (b->max_failures == 0 || (client == NULL && user == NULL))
+        return;
+    backoff_keys(b, client, user, &k);
+    pthread_mutex_lock(&b->lock);
+    if (client != NULL) {
+        const br_backoff_slot_t *a = count_failure(b, k.address, b->max_failures, now_ms);
+        if (user != NULL)
+            count_share(b, k.address_share, a->window, a->first_ms, now_ms);
+    }
+    if (user != NULL) {
+        const br_backoff_slot_t *u = count_failure(b, k.user, b->max_failures * BR_BACKOFF_USER_FACTOR, now_ms);
+        count_share(b, k.user_share, u->window, u->first_ms, now_ms);
+    }
     pthread_mutex_unlock(&b->lock);
 }
 
-void br_auth__backoff_succeeded(br_auth_basic_t *b, const char *client)
+/* Takes back the failures the share slot recorded in the parent's current window. */
+static void uncount_share(br_auth_basic_t *b, const unsigned char *kparent, const unsigned char *kshare, unsigned limit)
 {
-    if (client == NULL || b->max_failures == 0)
+    br_backoff_slot_t *s = find_slot(b, kshare, 0, 0), *p = find_slot(b, kparent, 0, 0);
+    if (s == NULL)
         return;
+    if (p != NULL && p->window == s->window) {
+        p->failures -= s->failures < p->failures ? s->failures : p->failures;
+        if (p->failures < limit)
+            p->blocked_until_ms = 0; /* what blocked it was this user's own doing */
+    }
+    memset(s, 0, sizeof(*s));
+}
+
+void br_auth__backoff_succeeded(br_auth_basic_t *b, const char *client, const char *user)
+{
+    backoff_keys_t k;
+    if (b->max_failures == 0 || user == NULL)
+        return;
+    backoff_keys(b, client, user, &k);
     pthread_mutex_lock(&b->lock);
-    br_backoff_slot_t *s = find_slot(b, client, 0, 0);
-    if (s != NULL)
-        memset(s, 0, sizeof(*s));
+    if (client != NULL)
+        uncount_share(b, k.address, k.address_share, b->max_failures);
+    uncount_share(b, k.user, k.user_share, b->max_failures * BR_BACKOFF_USER_FACTOR);
     pthread_mutex_unlock(&b->lock);
+}
+
+int br_auth__basic_login(br_auth_basic_t *b, const char *client, const char *user, const char *pass, unsigned *retry_s)
+{
+    uint64_t now = br_now_ms();
+    /* Before any bcrypt: a blocked address or user costs us nothing. */
+    if (br_auth__backoff_blocked(b, client, user, now, retry_s))
+        return BR_E_TOO_MANY;
+    int ret = user != NULL ? br_auth__basic_verify(b, user, pass) : BR_E_UNAUTHORIZED;
+    if (ret != 0)
+        br_auth__backoff_failed(b, client, user, now);
+    else
+        br_auth__backoff_succeeded(b, client, user);
+    return ret;
 }
 
 int br_auth_hash_password(const char *pw, unsigned cost, char *out, size_t size)

@@ -62,14 +62,16 @@ typedef struct st_br_auth_htpasswd_t {
     size_t num_users;
 } br_auth_htpasswd_t;
 
-#define BR_BACKOFF_SLOTS 1024
+#define BR_BACKOFF_SLOTS 4096 /* a failure takes up to 4: address, user, and their shares */
 #define BR_BACKOFF_PROBE 8
+#define BR_BACKOFF_KEY 16
 #define BR_CRED_CACHE_SLOTS 256
 #define BR_CRED_CACHE_MS 60000
 
 typedef struct st_br_backoff_slot_t {
-    char addr[48]; /* "" = free; longer addresses are cut (still one address each in practice) */
+    unsigned char key[BR_BACKOFF_KEY]; /* keyed hash of what is counted; all zero = free */
     uint32_t failures;
+    uint64_t window; /* address, user: id of the current window; share: of the parent's window it counts in */
     uint64_t first_ms, last_ms, blocked_until_ms;
 } br_backoff_slot_t;
 
@@ -88,6 +90,8 @@ typedef struct st_br_auth_basic_t {
     } cache[BR_CRED_CACHE_SLOTS];
     unsigned max_failures;
     uint64_t window_ms;
+    unsigned char backoff_key[32];
+    uint64_t next_window;
     br_backoff_slot_t backoff[BR_BACKOFF_SLOTS];
 } br_auth_basic_t;
 
@@ -102,13 +106,20 @@ int br_auth__basic_parse(br_str_t header, char *user, char *pass, size_t pass_si
 /* Checks user/pass against the current htpasswd (reloading it when changed).
  * Returns 0 when they match, BR_E_UNAUTHORIZED when not. */
 int br_auth__basic_verify(br_auth_basic_t *b, const char *user, const char *pass);
+/* One login with the back-off around it: user NULL when the credentials could
+ * not be read (a failure of the address only). Returns 0, BR_E_UNAUTHORIZED,
+ * or BR_E_TOO_MANY (address or user blocked, *retry_s set, nothing checked). */
+int br_auth__basic_login(br_auth_basic_t *b, const char *client, const char *user, const char *pass, unsigned *retry_s);
 /* Fingerprint of user's current htpasswd entry (16 base64url chars) into out
  * (>= 24 bytes). Returns 0, or BR_E_UNAUTHORIZED when the user is gone. */
 int br_auth__user_fingerprint(br_auth_basic_t *b, const char *user, char *out);
-/* Back-off: 1 (and *retry_s) when client must wait; record a failure or success. */
-int br_auth__backoff_blocked(br_auth_basic_t *b, const char *client, uint64_t now_ms, unsigned *retry_s);
-void br_auth__backoff_failed(br_auth_basic_t *b, const char *client, uint64_t now_ms);
-void br_auth__backoff_succeeded(br_auth_basic_t *b, const char *client);
+/* Back-off for failed logins, per client address and per user name (either
+ * may be NULL: unknown). blocked: 1 (and *retry_s) when the address or the
+ * user must wait. failed: one more failure for both. succeeded: takes back
+ * only the failures of that user from that address (nothing without a user). */
+int br_auth__backoff_blocked(br_auth_basic_t *b, const char *client, const char *user, uint64_t now_ms, unsigned *retry_s);
+void br_auth__backoff_failed(br_auth_basic_t *b, const char *client, const char *user, uint64_t now_ms);
+void br_auth__backoff_succeeded(br_auth_basic_t *b, const char *client, const char *user);
 
 /* ---- JWT (jwt.c) ---------------------------------------------------------- */
 

@@ -217,29 +217,30 @@ static int authenticate(br_auth_t *a, const br_auth_token_request_t *r, form_t *
     if (!r->post && r->authorization.len == 0)
         return 0; /* anonymous token */
     if (!r->post || (f->grant_type != NULL && strcmp(f->grant_type, "password") == 0)) {
-        if (br_auth__backoff_blocked(&a->basic, r->client, now, &out->retry_after))
-            return oci_error(out, 429, "TOOMANYREQUESTS", "too many failed logins; retry later");
         if (r->post) {
             if (f->username == NULL || f->password == NULL || strlen(f->username) > BR_AUTH_USER_MAX ||
-                strlen(f->password) > BR_BASIC_MAX)
+                strlen(f->password) > BR_BASIC_MAX) {
+                /* no login tried: no failure counted, but a blocked address is told so */
+                if (br_auth__backoff_blocked(&a->basic, r->client, NULL, now, &out->retry_after))
+                    return oci_error(out, 429, "TOOMANYREQUESTS", "too many failed logins; retry later");
                 return oauth_error(out, "invalid_request", "username and password are required");
+            }
             snprintf(user, BR_AUTH_USER_MAX + 1, "%s", f->username);
             snprintf(pass, sizeof(pass), "%s", f->password);
             ret = 0;
         } else {
             ret = br_auth__basic_parse(r->authorization, user, pass, sizeof(pass));
         }
-        if (ret == 0)
-            ret = br_auth__basic_verify(&a->basic, user, pass);
+        ret = br_auth__basic_login(&a->basic, r->client, ret == 0 ? user : NULL, pass, &out->retry_after);
         OPENSSL_cleanse(pass, sizeof(pass));
+        if (ret == BR_E_TOO_MANY)
+            return oci_error(out, 429, "TOOMANYREQUESTS", "too many failed logins; retry later");
         if (ret != 0) {
-            br_auth__backoff_failed(&a->basic, r->client, now);
             if (r->post)
                 return oauth_error(out, "invalid_grant", "invalid username or password");
             snprintf(out->www_authenticate, sizeof(out->www_authenticate), "Basic realm=\"%s\"", a->realm);
             return oci_error(out, 401, "UNAUTHORIZED", "authentication failed");
         }
-        br_auth__backoff_succeeded(&a->basic, r->client);
         have_user = 1;
     } else if (f->grant_type != NULL && strcmp(f->grant_type, "refresh_token") == 0) {
         br_jwt_claims_t *c = br_calloc(1, sizeof(*c));

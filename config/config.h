@@ -36,7 +36,7 @@
  *     realm: berth                          # Basic realm
  *     htpasswd: /etc/berth/htpasswd         # bcrypt ($2y$/$2b$) user:hash lines
  *     bcrypt_cost: 10                       # for `berth hash-password`
- *     max_failures: 5                       # failed logins per client address before back-off
+ *     max_failures: 5                       # failed logins per client address (x4 per user) before back-off
  *     failure_window: 1m
  *     admin_group: admins                   # every action on every repository
  *     groups: {admins: [alice], ci: [buildbot]}

@@ -342,7 +342,7 @@ static void test_basic(br_auth_t *a)
 static void test_backoff(br_auth_t *a)
 {
     br_auth_result_t res;
-    /* max_failures 3 in the config */
+    /* max_failures 3 in the config (and 12 per user name), failure_window 10s */
     for (int i = 0; i < 3; i++)
         check(a, basic("bob", "guess"), "192.0.2.1", "team/app", BR_AUTH_PULL, &res);
     is_int(check(a, basic("bob", "bob-pw"), "192.0.2.1", "team/app", BR_AUTH_PULL, &res), BR_E_TOO_MANY,
@@ -351,35 +351,103 @@ static void test_backoff(br_auth_t *a)
     is_int(check(a, basic("bob", "bob-pw"), "192.0.2.2", "team/app", BR_AUTH_PULL, &res), 0, "another address is unaffected");
     is_int(check(a, BR_STR(""), "192.0.2.1", "public/x", BR_AUTH_PULL, &res), 0, "anonymous pull from a blocked address still works");
 
+    /* One valid account does not buy guesses at another: alice's successes
+     * from the same address do not clear bob's failures. */
+    int round = 0, r = 0;
+    for (round = 1; round <= 6; round++) {
+        check(a, basic("alice", "alice-pw"), "192.0.2.10", "", 0, &res);
+        if ((r = check(a, basic("bob", "guess"), "192.0.2.10", "team/app", BR_AUTH_PULL, &res)) == BR_E_TOO_MANY)
+            break;
+    }
+    is_int(round, 4, "alice's good logins interleaved with guesses at bob: bob's 4th guess is 429");
+    is_int(check(a, basic("bob", "bob-pw"), "192.0.2.10", "team/app", BR_AUTH_PULL, &res), BR_E_TOO_MANY,
+           "... and so is his right password from there");
+    /* Rotating user names from one address, with good logins in between. */
+    const char *names[] = {"bob", "mallory", "buildbot"};
+    for (int i = 0; i < 3; i++) {
+        is_int(check(a, basic("alice", "alice-pw"), "192.0.2.11", "", 0, &res), 0, "rotation: alice's good login %d", i + 1);
+        check(a, basic(names[i], "guess"), "192.0.2.11", "", 0, &res);
+    }
+    is_int(check(a, basic("alice", "alice-pw"), "192.0.2.11", "", 0, &res), BR_E_TOO_MANY,
+           "rotation: three guesses at three names block the address");
+    /* Guesses at one user spread over addresses: 12 from 12 addresses block that user only. */
+    char addr[32];
+    for (int i = 0; i < 12; i++) {
+        snprintf(addr, sizeof(addr), "192.0.2.%d", 100 + i);
+        check(a, basic("buildbot", "guess"), addr, "", 0, &res);
+    }
+    is_int(check(a, basic("buildbot", "bot-pw"), "192.0.2.200", "", 0, &res), BR_E_TOO_MANY,
+           "12 guesses at buildbot from 12 addresses: buildbot is blocked from a fresh address");
+    is_int(check(a, basic("alice", "alice-pw"), "192.0.2.200", "", 0, &res), 0, "... alice from that address is not");
+    is_int(check(a, basic("alice", "alice-pw"), "192.0.2.111", "", 0, &res), 0, "... nor from one of those addresses");
+
     /* the same logic with explicit times */
     br_auth_basic_t *b = &a->basic;
     unsigned retry = 0;
     uint64_t t0 = 1000000;
+    const char *x = "198.51.100.7";
     for (int i = 0; i < 3; i++)
-        br_auth__backoff_failed(b, "198.51.100.7", t0);
-    ok(br_auth__backoff_blocked(b, "198.51.100.7", t0 + 500, &retry) && retry == 1, "blocked for 1s after the 3rd failure");
-    ok(!br_auth__backoff_blocked(b, "198.51.100.7", t0 + 1000, &retry), "free again after 1s");
-    br_auth__backoff_failed(b, "198.51.100.7", t0 + 1000);
-    ok(br_auth__backoff_blocked(b, "198.51.100.7", t0 + 2500, &retry), "4th failure: 2s");
-    ok(!br_auth__backoff_blocked(b, "198.51.100.7", t0 + 3000, &retry), "... and free after 2s");
+        br_auth__backoff_failed(b, x, "u1", t0);
+    ok(br_auth__backoff_blocked(b, x, NULL, t0 + 500, &retry) && retry == 1, "blocked for 1s after the 3rd failure");
+    ok(br_auth__backoff_blocked(b, x, "u2", t0 + 500, &retry), "... whatever the user name");
+    ok(!br_auth__backoff_blocked(b, "198.51.100.8", "u1", t0 + 500, &retry), "... but u1 elsewhere is not (3 < 12)");
+    ok(!br_auth__backoff_blocked(b, x, "u1", t0 + 1000, &retry), "free again after 1s");
+    br_auth__backoff_failed(b, x, "u1", t0 + 1000);
+    ok(br_auth__backoff_blocked(b, x, "u1", t0 + 2500, &retry), "4th failure: 2s");
+    ok(!br_auth__backoff_blocked(b, x, "u1", t0 + 3000, &retry), "... and free after 2s");
     for (int i = 0; i < 20; i++)
-        br_auth__backoff_failed(b, "198.51.100.7", t0 + 3000);
-    ok(br_auth__backoff_blocked(b, "198.51.100.7", t0 + 3000 + 9999, &retry) &&
-           !br_auth__backoff_blocked(b, "198.51.100.7", t0 + 3000 + 10000, &retry),
+        br_auth__backoff_failed(b, x, "u1", t0 + 3000);
+    ok(br_auth__backoff_blocked(b, x, NULL, t0 + 3000 + 9999, &retry) &&
+           !br_auth__backoff_blocked(b, x, NULL, t0 + 3000 + 10000, &retry),
        "the delay is capped at failure_window");
-    br_auth__backoff_succeeded(b, "198.51.100.7");
-    ok(!br_auth__backoff_blocked(b, "198.51.100.7", t0 + 3001, &retry), "success clears the address");
+    ok(br_auth__backoff_blocked(b, NULL, "u1", t0 + 3001, &retry), "u1 (24 failures) is blocked as a user too");
+    br_auth__backoff_succeeded(b, x, "u2");
+    ok(br_auth__backoff_blocked(b, x, NULL, t0 + 3001, &retry), "u2's success clears nothing of u1's");
+    br_auth__backoff_succeeded(b, x, "u1");
+    ok(!br_auth__backoff_blocked(b, x, "u1", t0 + 3001, &retry), "u1's success clears u1's failures from that address");
 
-    /* a flood of addresses never blocks an address that did not fail, and the table stays its size */
+    /* a success takes back only that user's own failures */
+    const char *y = "198.51.100.9";
+    br_auth__backoff_failed(b, y, "bob", t0);
+    br_auth__backoff_failed(b, y, "bob", t0);
+    br_auth__backoff_failed(b, y, "alice", t0);
+    ok(br_auth__backoff_blocked(b, y, "alice", t0 + 1, &retry), "2 failures of bob + 1 of alice block the address");
+    br_auth__backoff_succeeded(b, y, "alice");
+    ok(!br_auth__backoff_blocked(b, y, NULL, t0 + 2, &retry), "alice's success takes back her failure (2 left: free)");
+    br_auth__backoff_failed(b, y, "carol", t0 + 3);
+    ok(br_auth__backoff_blocked(b, y, NULL, t0 + 4, &retry), "bob's 2 failures still count: one more blocks");
+    br_auth__backoff_succeeded(b, y, "bob");
+    ok(!br_auth__backoff_blocked(b, y, NULL, t0 + 5, &retry), "bob's success takes back his 2 (1 left: free)");
+    br_auth__backoff_failed(b, y, NULL, t0 + 6);
+    br_auth__backoff_succeeded(b, y, NULL);
+    br_auth__backoff_failed(b, y, "dave", t0 + 7);
+    ok(br_auth__backoff_blocked(b, y, NULL, t0 + 8, &retry), "a failure without a user name is never taken back");
+
+    /* shares of an old window are not taken back from a new one */
+    const char *z = "198.51.100.10";
+    br_auth__backoff_failed(b, z, "bob", t0);
+    br_auth__backoff_failed(b, z, "eve", t0 + 10000);
+    br_auth__backoff_failed(b, z, "eve", t0 + 10000);
+    br_auth__backoff_succeeded(b, z, "bob");
+    br_auth__backoff_failed(b, z, "eve", t0 + 10001);
+    ok(br_auth__backoff_blocked(b, z, NULL, t0 + 10002, &retry),
+       "bob's failure of the last window does not cancel eve's in this one");
+
+    /* floods never block an address or user that did not fail, and the table stays its size */
     for (int i = 0; i < 3; i++)
-        br_auth__backoff_failed(b, "203.0.113.9", t0);
-    char addr[32];
+        br_auth__backoff_failed(b, "203.0.113.9", NULL, t0);
+    for (int i = 0; i < 12; i++)
+        br_auth__backoff_failed(b, NULL, "victim-of-guessing", t0);
+    char user[32];
     for (int i = 0; i < 20000; i++) {
         snprintf(addr, sizeof(addr), "10.%d.%d.%d", i >> 16, (i >> 8) & 255, i & 255);
-        br_auth__backoff_failed(b, addr, t0);
+        snprintf(user, sizeof(user), "user%d", i);
+        br_auth__backoff_failed(b, addr, i % 2 ? user : NULL, t0);
     }
-    ok(!br_auth__backoff_blocked(b, "203.0.113.10", t0, &retry), "flood: an innocent address is not blocked");
-    ok(br_auth__backoff_blocked(b, "203.0.113.9", t0, &retry), "flood: a blocked address stays blocked (blocked slots evicted last)");
+    ok(!br_auth__backoff_blocked(b, "203.0.113.10", "innocent", t0, &retry), "flood: an innocent address and user are not blocked");
+    ok(br_auth__backoff_blocked(b, "203.0.113.9", NULL, t0, &retry),
+       "flood: a blocked address stays blocked (blocked slots evicted last)");
+    ok(br_auth__backoff_blocked(b, NULL, "victim-of-guessing", t0, &retry), "flood: a blocked user stays blocked");
     memset(b->backoff, 0, sizeof(b->backoff));
 }
 
@@ -688,6 +756,22 @@ static void test_issue(br_auth_t *a)
     }
     issue(a, 1, "grant_type=password&username=bob&password=bob-pw", BR_STR(""), &is);
     is_int(is.status, 429, "token endpoint: 429 after 3 failures");
+    json_decref(is.body);
+    memset(a->basic.backoff, 0, sizeof(a->basic.backoff));
+    /* alice's good logins (POST and GET) between guesses at bob do not reset bob's count */
+    int round, st = 0;
+    for (round = 1; round <= 6 && st != 429; round++) {
+        issue(a, round % 2, round % 2 ? "grant_type=password&username=alice&password=alice-pw" : "service=reg.example",
+              round % 2 ? BR_STR("") : basic("alice", "alice-pw"), &is);
+        json_decref(is.body);
+        issue(a, round % 2, round % 2 ? "grant_type=password&username=bob&password=x" : "service=reg.example",
+              round % 2 ? BR_STR("") : basic("bob", "x"), &is);
+        st = is.status;
+        json_decref(is.body);
+    }
+    is_int(round - 1, 4, "token endpoint: alice's good logins between guesses at bob: the 4th guess is 429");
+    issue(a, 0, "service=reg.example", basic("bob", "bob-pw"), &is);
+    is_int(is.status, 429, "token endpoint: ... and so is bob's right password from there");
     json_decref(is.body);
     memset(a->basic.backoff, 0, sizeof(a->basic.backoff));
 }
