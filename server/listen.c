@@ -1,6 +1,10 @@
 /*
  * Listeners and connection accounting.
  *
+ * One listening socket per configured address, bound before the threads start;
+ * each thread polls its own dup of it (so the kernel hands each connection to
+ * one thread, and a second process cannot bind the address).
+ *
  * berth accepts its own sockets, so it decides how many it holds: a global cap
  * and a cap per client address, checked at accept (over the cap, the socket is
  * closed at once, before h2o sees it). Once a second each thread sweeps its
@@ -13,6 +17,7 @@
  * connection itself, which calls on_close() below.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stddef.h>
 #include <netdb.h>
 #include <netinet/in.h>
@@ -171,6 +176,14 @@ static void on_accept(h2o_socket_t *listener, const char *err)
     }
 }
 
+/* One listening socket per configured address, bound once for the process and
+ * shared by the threads (each polls its own dup). No SO_REUSEPORT: a second
+ * berth on the same address must fail with EADDRINUSE instead of silently
+ * splitting connections with this one. SO_REUSEADDR only lets a restart bind
+ * over connections left in TIME_WAIT. */
+static int listen_fds[BR_CONFIG_MAX_LISTEN];
+static size_t num_listen_fds;
+
 static int open_listener(const br_listen_t *l)
 {
     struct addrinfo hints, *res = NULL;
@@ -183,6 +196,7 @@ static int open_listener(const br_listen_t *l)
     int gai = getaddrinfo(l->host[0] != '\0' ? l->host : NULL, port, &hints, &res);
     if (gai != 0) {
         br_error("listen %s:%u: %s", l->host, l->port, gai_strerror(gai));
+        errno = EADDRNOTAVAIL;
         return -1;
     }
     /* With no host, prefer IPv4 any (as registry:2 and docker expect :5000 to
@@ -195,26 +209,51 @@ static int open_listener(const br_listen_t *l)
         }
     int fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC | SOCK_NONBLOCK, 0), on = 1;
     if (fd == -1 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &on, sizeof(on)) != 0 ||
-        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &on, sizeof(on)) != 0 ||
         (ai->ai_family == AF_INET6 && setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof(on)) != 0) ||
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on, sizeof(on)) != 0 || bind(fd, ai->ai_addr, ai->ai_addrlen) != 0 ||
         listen(fd, 1024) != 0) {
-        br_error("listen %s:%u: %s", l->host[0] ? l->host : "*", l->port, strerror(errno));
+        int e = errno;
+        br_error("listen %s%s%s:%u: %s", strchr(l->host, ':') != NULL ? "[" : "", l->host[0] ? l->host : "*",
+                 strchr(l->host, ':') != NULL ? "]" : "", l->port, strerror(e));
         if (fd != -1)
             close(fd);
         freeaddrinfo(res);
+        errno = e;
         return -1;
     }
     freeaddrinfo(res);
     return fd;
 }
 
-int br_listeners_open(br_thread_t *t)
+int br_listeners_bind(void)
 {
     for (size_t i = 0; i < br_srv.config->num_listen; i++) {
         int fd = open_listener(&br_srv.config->listen[i]);
-        if (fd == -1)
-            return EADDRNOTAVAIL;
+        if (fd == -1) {
+            int err = errno;
+            br_listeners_unbind();
+            return err;
+        }
+        listen_fds[num_listen_fds++] = fd;
+    }
+    return 0;
+}
+
+void br_listeners_unbind(void)
+{
+    for (size_t i = 0; i < num_listen_fds; i++)
+        close(listen_fds[i]);
+    num_listen_fds = 0;
+}
+
+int br_listeners_open(br_thread_t *t)
+{
+    for (size_t i = 0; i < num_listen_fds; i++) {
+        int fd = fcntl(listen_fds[i], F_DUPFD_CLOEXEC, 0);
+        if (fd == -1) {
+            br_error("listener for thread %zu: %s", t->index, strerror(errno));
+            return errno;
+        }
         h2o_socket_t *sock = h2o_evloop_socket_create(t->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
         sock->data = t;
         t->listeners[t->num_listeners++] = sock;

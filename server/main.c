@@ -377,10 +377,108 @@ static void drain_recycled_buffers(void)
     }
 }
 
+/* Start-up barrier. Every thread creates its own loop, context, wake-up
+ * socket, listeners and timers, and destroys them itself: h2o's socket buffers
+ * and memory pools come from the calling thread's free lists (thread-local and
+ * unlocked), so an object made on one thread and used on another corrupts the
+ * heap under load. The threads then wait here until all have reported, so a
+ * start-up error still makes serve() fail before anything is served. */
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t start_cond = PTHREAD_COND_INITIALIZER;
+static size_t start_reported;
+static int start_failed;
+
+/* Reports one thread's start (failed != 0: it could not start); with wait,
+ * blocks until every thread has reported. Returns 1 when all started. */
+static int start_report(int failed, int wait)
+{
+    pthread_mutex_lock(&start_lock);
+    start_reported++;
+    start_failed |= failed;
+    pthread_cond_broadcast(&start_cond);
+    while (wait && start_reported < num_threads)
+        pthread_cond_wait(&start_cond, &start_lock);
+    int ok = !start_failed;
+    pthread_mutex_unlock(&start_lock);
+    return ok;
+}
+
+static int thread_start(br_thread_t *t)
+{
+    t->loop = h2o_evloop_create();
+    h2o_context_init(&t->ctx, t->loop, &br_srv.globalconf);
+    t->accept_ctx.ctx = &t->ctx;
+    t->accept_ctx.hosts = br_srv.globalconf.hosts;
+    pthread_mutex_lock(&br_srv.tls_lock);
+    t->accept_ctx.ssl_ctx = br_srv.ssl_ctx;
+    if (t->accept_ctx.ssl_ctx != NULL)
+        SSL_CTX_up_ref(t->accept_ctx.ssl_ctx);
+    t->tls_generation = br_srv.tls_generation;
+    pthread_mutex_unlock(&br_srv.tls_lock);
+    h2o_linklist_init_anchor(&t->conns);
+    br_defer_init(t);
+    return br_listeners_open(t);
+}
+
+/* Frees what thread_start made, on the same thread. A context with live
+ * connections cannot be disposed safely; after the drain deadline the process
+ * exits with them open. */
+static void thread_stop(br_thread_t *t)
+{
+    br_listeners_close(t);
+    if (t->num_conns == 0) {
+        if (t->accept_ctx.ssl_ctx != NULL) {
+            SSL_CTX_free(t->accept_ctx.ssl_ctx);
+            t->accept_ctx.ssl_ctx = NULL;
+        }
+        if (h2o_timeout_is_linked(&t->sweep_entry))
+            h2o_timeout_unlink(&t->sweep_entry);
+        if (t->sweep_timeout._link.next != NULL)
+            h2o_timeout_dispose(t->loop, &t->sweep_timeout);
+        /* h2o_context_request_shutdown() arms HTTP/2's second GOAWAY one
+         * second ahead; when the last connection closed sooner, it is still
+         * linked and h2o_context_dispose() would assert. */
+        if (h2o_timeout_is_linked(&t->ctx.http2._graceful_shutdown_timeout))
+            h2o_timeout_unlink(&t->ctx.http2._graceful_shutdown_timeout);
+        br_defer_dispose(t);
+        h2o_context_dispose(&t->ctx);
+        /* h2o 2.2.5's h2o_multithread_destroy_queue (evloop build) closes the
+         * queue but never frees it. */
+        free(t->ctx.queue);
+        t->ctx.queue = NULL;
+        /* the loop asserts that every timeout is gone; it frees the closed
+         * sockets */
+        h2o_evloop_destroy(t->loop);
+        t->loop = NULL;
+    }
+    br_list_cache_clear();
+    drain_recycled_buffers();
+}
+
+static void log_listening(void)
+{
+    const br_config_t *c = br_srv.config;
+    for (size_t i = 0; i < c->num_listen; i++)
+        br_info("berth %s listening on %s%s%s:%u (%s, %zu threads), store %s", PACKAGE_VERSION,
+                strchr(c->listen[i].host, ':') != NULL ? "[" : "", c->listen[i].host[0] ? c->listen[i].host : "0.0.0.0",
+                strchr(c->listen[i].host, ':') != NULL ? "]" : "", c->listen[i].port, br_srv.ssl_ctx ? "https" : "http",
+                num_threads, c->storage.root);
+}
+
 static void *thread_main(void *arg)
 {
     br_thread_t *t = arg;
     br_thread = t;
+    if (!start_report(thread_start(t) != 0, 1)) {
+        thread_stop(t);
+        return NULL;
+    }
+    br_sweep_start(t);
+    if (t->index == 0) {
+        /* Every thread polls its own dup of each listening socket now. */
+        br_listeners_unbind();
+        log_listening();
+    }
     while (!br_srv.shutdown_requested || t->num_conns != 0) {
         if (br_srv.shutdown_requested && t->num_listeners != 0) {
             /* Stop accepting, ask HTTP/2 peers to go away, let requests in flight finish. */
@@ -399,8 +497,7 @@ static void *thread_main(void *arg)
         }
         thread_update_tls(t);
     }
-    br_list_cache_clear();
-    drain_recycled_buffers();
+    thread_stop(t);
     return NULL;
 }
 
@@ -451,74 +548,29 @@ static int serve(br_config_t *c)
         num_threads = n > 0 ? (size_t)n : 1;
     }
     threads = br_calloc(num_threads, sizeof(*threads));
-    for (size_t i = 0; i < num_threads; i++) {
-        br_thread_t *t = &threads[i];
-        t->index = i;
-        t->loop = h2o_evloop_create();
-        h2o_context_init(&t->ctx, t->loop, &br_srv.globalconf);
-        t->accept_ctx.ctx = &t->ctx;
-        t->accept_ctx.hosts = br_srv.globalconf.hosts;
-        t->accept_ctx.ssl_ctx = br_srv.ssl_ctx;
-        if (t->accept_ctx.ssl_ctx != NULL)
-            SSL_CTX_up_ref(t->accept_ctx.ssl_ctx);
-        h2o_linklist_init_anchor(&t->conns);
-        br_defer_init(t);
-        br_thread = t;
-        if (br_listeners_open(t) != 0)
-            goto Exit;
-        br_sweep_start(t);
-    }
-    br_thread = NULL;
-    for (size_t i = 0; i < c->num_listen; i++)
-        br_info("berth %s listening on %s%s%s:%u (%s, %zu threads), store %s", PACKAGE_VERSION,
-                strchr(c->listen[i].host, ':') != NULL ? "[" : "", c->listen[i].host[0] ? c->listen[i].host : "0.0.0.0",
-                strchr(c->listen[i].host, ':') != NULL ? "]" : "", c->listen[i].port, br_srv.ssl_ctx ? "https" : "http",
-                num_threads, c->storage.root);
-
-    for (size_t i = 1; i < num_threads; i++)
-        pthread_create(&threads[i].tid, NULL, thread_main, &threads[i]);
-    thread_main(&threads[0]);
-    for (size_t i = 1; i < num_threads; i++)
-        pthread_join(threads[i].tid, NULL);
-    br_info("shutting down");
-    ret = 0;
-
-Exit:
-    if (threads != NULL) {
-        for (size_t i = 0; i < num_threads; i++) {
-            br_thread_t *t = &threads[i];
-            if (t->loop == NULL)
-                continue;
-            br_listeners_close(t);
-            if (t->accept_ctx.ssl_ctx != NULL && t->num_conns == 0) {
-                SSL_CTX_free(t->accept_ctx.ssl_ctx);
-                t->accept_ctx.ssl_ctx = NULL;
-            }
-            /* A context with live connections cannot be disposed safely; after
-             * the drain deadline the process exits with them open. */
-            if (t->num_conns == 0) {
-                if (h2o_timeout_is_linked(&t->sweep_entry))
-                    h2o_timeout_unlink(&t->sweep_entry);
-                if (t->sweep_timeout._link.next != NULL)
-                    h2o_timeout_dispose(t->loop, &t->sweep_timeout);
-                /* h2o_context_request_shutdown() arms HTTP/2's second GOAWAY
-                 * one second ahead; when the last connection closed sooner,
-                 * it is still linked and h2o_context_dispose() would assert. */
-                if (h2o_timeout_is_linked(&t->ctx.http2._graceful_shutdown_timeout))
-                    h2o_timeout_unlink(&t->ctx.http2._graceful_shutdown_timeout);
-                br_defer_dispose(t);
-                h2o_context_dispose(&t->ctx);
-                /* h2o 2.2.5's h2o_multithread_destroy_queue (evloop build) closes
-                 * the queue but never frees it. */
-                free(t->ctx.queue);
-                t->ctx.queue = NULL;
-                /* the loop asserts that every timeout is gone; it frees the
-                 * closed sockets */
-                h2o_evloop_destroy(t->loop);
-                t->loop = NULL;
-            }
+    if (br_listeners_bind() != 0)
+        goto Exit;
+    /* Thread 0 is this one; it runs after the others are started. */
+    for (size_t i = 1; i < num_threads; i++) {
+        threads[i].index = i;
+        if ((err = pthread_create(&threads[i].tid, NULL, thread_main, &threads[i])) != 0) {
+            br_error("cannot start thread %zu: %s", i, strerror(err));
+            start_report(1, 0);
+        } else {
+            threads[i].started = 1;
         }
     }
+    thread_main(&threads[0]);
+    for (size_t i = 1; i < num_threads; i++)
+        if (threads[i].started)
+            pthread_join(threads[i].tid, NULL);
+    br_listeners_unbind();
+    if (!start_failed) {
+        br_info("shutting down");
+        ret = 0;
+    }
+
+Exit:
     br_store_close(br_srv.store);
     br_srv.store = NULL;
     if (br_srv.auth != NULL)

@@ -32,10 +32,12 @@ typedef struct st_br_server_t {
 
 extern br_server_t br_srv;
 
-/* One event-loop thread: its own loop, context and listening sockets. */
+/* One event-loop thread: its own loop, context and listening sockets, all
+ * created and destroyed on that thread (see thread_start in main.c). */
 typedef struct st_br_thread_t {
     size_t index;
     pthread_t tid;
+    int started; /* tid is valid (threads 1..N-1) */
     h2o_evloop_t *loop;
     h2o_context_t ctx;
     h2o_accept_ctx_t accept_ctx;
@@ -55,8 +57,13 @@ extern __thread br_thread_t *br_thread;
 
 /* ---- listeners and connections (listen.c) ---------------------------------- */
 
-/* Opens every configured listen address once per thread (SO_REUSEPORT).
- * Returns 0 or errno with a message logged. */
+/* Binds one listening socket per configured address, before the threads
+ * start (main thread). Returns 0, or errno with a message logged (EADDRINUSE
+ * when another process listens there). */
+int br_listeners_bind(void);
+/* Closes the sockets of br_listeners_bind (once every thread has its dup). */
+void br_listeners_unbind(void);
+/* On thread t: polls its own dup of each bound socket. 0 or errno (logged). */
 int br_listeners_open(br_thread_t *t);
 void br_listeners_close(br_thread_t *t);
 /* Starts the once-a-second sweep (idle connections, shutdown drain). */

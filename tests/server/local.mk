@@ -9,6 +9,7 @@ EXTRA_DIST += tests/server/robust_lib.sh tests/server/robust_lib.py
 TESTS += tests/server/http2.sh
 TESTS += tests/server/bigbody.sh
 TESTS += tests/server/crash.sh
+TESTS += tests/server/listen.sh
 TESTS += tests/server/auth.sh
 TESTS += tests/server/tls_reload.sh
 TESTS += tests/server/tls.sh
