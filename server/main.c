@@ -284,8 +284,6 @@ static void thread_update_tls(br_thread_t *t)
     t->accept_ctx.ssl_ctx = ctx;
 }
 
-static void on_access_log(h2o_logger_t *self, h2o_req_t *req);
-
 /* The one h2o_globalconf_t: limits and timeouts from the config. */
 static void setup_globalconf(br_config_t *c)
 {
@@ -306,7 +304,7 @@ static void setup_globalconf(br_config_t *c)
     handler->on_req = br_on_req;
     if (c->log.access_log) {
         h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
-        logger->log_access = on_access_log;
+        logger->log_access = br_access_log;
     }
 
     /* Large request bodies spill to a file on the storage volume
@@ -314,53 +312,6 @@ static void setup_globalconf(br_config_t *c)
     snprintf(h2o_socket_buffer_mmap_settings.fn_template, sizeof(h2o_socket_buffer_mmap_settings.fn_template),
              "%s/h2o.body.XXXXXX", br_store_tmp_dir(br_srv.store));
     h2o_socket_buffer_mmap_settings.threshold = BR_SPILL_THRESHOLD;
-}
-
-/* One access-log line per request, written when h2o disposes the request (so
- * it covers streamed responses too). No headers are logged: they may carry
- * credentials. */
-static void on_access_log(h2o_logger_t *self, h2o_req_t *req)
-{
-    (void)self;
-    char peer[64] = "-";
-    struct sockaddr_storage ss;
-    socklen_t sslen = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
-    if (sslen != 0)
-        h2o_socket_getnumerichost((struct sockaddr *)&ss, sslen, peer);
-    struct timeval now = *h2o_get_timestamp(req->conn->ctx, NULL, NULL);
-    double ms = (now.tv_sec - req->timestamps.request_begin_at.tv_sec) * 1000.0 +
-                (now.tv_usec - req->timestamps.request_begin_at.tv_usec) / 1000.0;
-    if (req->timestamps.request_begin_at.tv_sec == 0)
-        ms = 0;
-    int plen = (int)(req->input.path.len > 1024 ? 1024 : req->input.path.len);
-    const char *proto = req->version >= 0x200 ? "HTTP/2" : req->version == 0x101 ? "HTTP/1.1" : "HTTP/1.0";
-    char line[2048];
-    int n;
-    if (br_srv.config->log.format == BR_LOG_JSON) {
-        /* Path bytes are printable (h2o rejects control characters), but quote
-         * and backslash still need escaping. */
-        char path[2100];
-        size_t pn = 0;
-        for (int i = 0; i < plen; i++) {
-            char ch = req->input.path.base[i];
-            if (ch == '"' || ch == '\\')
-                path[pn++] = '\\';
-            path[pn++] = (unsigned char)ch < 0x20 ? '?' : ch;
-        }
-        path[pn] = '\0';
-        n = snprintf(line, sizeof(line),
-                     "{\"type\":\"access\",\"peer\":\"%s\",\"method\":\"%.*s\",\"path\":\"%s\",\"proto\":\"%s\",\"status\":%d,"
-                     "\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f}",
-                     peer, (int)(req->input.method.len > 16 ? 16 : req->input.method.len), req->input.method.base, path, proto,
-                     req->res.status, req->entity.base != NULL ? req->entity.len : 0, req->bytes_sent, ms);
-    } else {
-        n = snprintf(line, sizeof(line), "access %s \"%.*s %.*s %s\" %d %zu %zu %.3fms", peer,
-                     (int)(req->input.method.len > 16 ? 16 : req->input.method.len), req->input.method.base, plen,
-                     req->input.path.base, proto, req->res.status, req->entity.base != NULL ? req->entity.len : 0,
-                     req->bytes_sent, ms);
-    }
-    if (n > 0)
-        br_log_raw(line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 /* Frees the chunks h2o keeps on this thread's socket-buffer recycle list (a

@@ -471,7 +471,9 @@ static int authorize(h2o_req_t *req, br_match_t *m)
             ar.from = from;
     }
     br_auth_result_t *res = h2o_mem_alloc_pool(&req->pool, sizeof(*res));
-    if (br_auth_check(br_srv.auth, &ar, res) != 0 || !res->allowed) {
+    int denied = br_auth_check(br_srv.auth, &ar, res) != 0 || !res->allowed;
+    br_access_subject(req, res->user);
+    if (denied) {
         send_auth_headers(req, res->www_authenticate, res->retry_after);
         br_send_error_code(req, res->status, res->code != NULL ? res->code : "UNAUTHORIZED",
                            res->message != NULL ? res->message : "authentication required", NULL);
@@ -504,6 +506,7 @@ static int handle_token(h2o_req_t *req)
     };
     br_auth_token_response_t *resp = h2o_mem_alloc_pool(&req->pool, sizeof(*resp));
     br_auth_issue(br_srv.auth, &tr, resp);
+    br_access_subject(req, resp->user);
     send_auth_headers(req, resp->www_authenticate, resp->retry_after);
     br_add_header_token(req, H2O_TOKEN_CACHE_CONTROL, "no-store", 8);
     h2o_iovec_t body = h2o_strdup(&req->pool, resp->body != NULL ? resp->body : "", resp->body != NULL ? resp->len : 0);
@@ -515,6 +518,7 @@ static int handle_token(h2o_req_t *req)
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
+    br_request_id(req);
     br_add_header(req, "Docker-Distribution-API-Version", "registry/2.0", strlen("registry/2.0"));
 
     if (is_smuggling_attempt(req)) {

@@ -121,6 +121,22 @@ typedef int (*br_handler_fn)(h2o_req_t *req, const br_match_t *m);
 /* The h2o handler for everything under the host: routes, checks, dispatches. */
 int br_on_req(h2o_handler_t *self, h2o_req_t *req);
 
+/* ---- access log and request ids (accesslog.c) ------------------------------- */
+
+#define BR_REQUEST_ID_MAX 128
+
+/* Gives req its id: the client's X-Request-Id when br_request_id_valid, else
+ * a new one unique to this process; echoes it as X-Request-Id and keeps it for
+ * the access log. Call once, before the response starts. */
+void br_request_id(h2o_req_t *req);
+/* 1 when id is 1-BR_REQUEST_ID_MAX characters of [A-Za-z0-9._:+/=-]. */
+int br_request_id_valid(br_str_t id);
+/* Names the authenticated subject of req in its access-log line ("" or NULL:
+ * nobody; the line shows "-"). Never pass credentials. */
+void br_access_subject(h2o_req_t *req, const char *user);
+/* The h2o logger: one line per request, text or JSON (log.format). */
+void br_access_log(h2o_logger_t *self, h2o_req_t *req);
+
 /* ---- responses (router.c) ------------------------------------------------ */
 
 /* Sends the OCI error body for err (errno or BR_E*) with its status and code.

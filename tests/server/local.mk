@@ -27,3 +27,4 @@ tests_server_h2o_chunked_test_SOURCES = tests/server/h2o_chunked_test.c
 tests_server_h2o_chunked_test_CFLAGS = $(BR_TEST_CFLAGS) $(H2O_CFLAGS)
 tests_server_h2o_chunked_test_LDADD = $(BR_EXT_LIBS)
 TESTS += tests/server/startup.sh
+TESTS += tests/server/accesslog.sh
