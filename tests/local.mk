@@ -1,7 +1,8 @@
 # Tests: how to add one (read this before editing any tests/*/local.mk).
 #
 #   Shell test:   TESTS += tests/<dir>/<name>.sh
-#                 That is all: every .sh in TESTS is put in the tarball by the
+#                 That is all: every test script in TESTS (every entry that is
+#                 not a check_PROGRAMS program) is put in the tarball by the
 #                 EXTRA_DIST line at the end of this file, so `make distcheck`
 #                 has it. Do not list it in EXTRA_DIST as well.
 #   Helper file a test sources or runs but that is not a test itself (a lib.sh,
@@ -27,12 +28,12 @@ include tests/server/local.mk
 include tests/clients/local.mk
 include tests/pkg/local.mk
 
-# Every shell script in TESTS goes into the tarball (see the top of this file).
+# Every test script in TESTS goes into the tarball (see the top of this file).
 # GNU make expands this when `make dist` runs, after every local.mk has added
 # to TESTS. (Do not run `make dist TESTS=...`: a TESTS given on the command
 # line would shrink this list too; to run fewer tests use TEST_LOGS, as
 # .ci/run does for distcheck.)
-EXTRA_DIST += $(filter %.sh,$(TESTS))
+EXTRA_DIST += $(filter-out $(check_PROGRAMS),$(TESTS))
 
 # The test list, for scripts that pick some of it (.ci/run, for distcheck).
 print-tests:
