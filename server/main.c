@@ -473,9 +473,13 @@ static int serve(br_config_t *c)
     /* One server per store (storage.h, "Processes"). */
     br_store_options_t opts = {.fsync = c->storage.fsync, .exclusive = 1};
     if ((err = br_store_open(&br_srv.store, c->storage.root, &opts)) != 0) {
-        if (err == EBUSY)
-            br_error("cannot open store at %s: another berth serves it (process %ld holds %s/berth.lock)", c->storage.root,
-                     br_store_lock_owner(c->storage.root), c->storage.root);
+        long pid = err == EBUSY ? br_store_lock_owner(c->storage.root) : 0;
+        if (pid != 0)
+            br_error("cannot open store at %s: another berth serves it (process %ld holds %s/berth.lock)", c->storage.root, pid,
+                     c->storage.root);
+        else if (err == EBUSY) /* the holder has not written its PID yet */
+            br_error("cannot open store at %s: another berth serves it (it holds %s/berth.lock)", c->storage.root,
+                     c->storage.root);
         else
             br_error("cannot open store at %s: %s", c->storage.root, br_strerror(err));
         goto Exit;
