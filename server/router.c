@@ -279,7 +279,10 @@ int br_query_uint(h2o_req_t *req, const char *key, uint64_t max, uint64_t *out)
  * and carries on, so the rest of the body would be read as a next request. For
  * HTTP/1 the request's raw header block still sits at the start of the
  * socket's input buffer while the handler runs (h2o lower-cases the names in
- * place), so count those headers there; refuse and close the connection. */
+ * place), so count those headers there; refuse and close the connection.
+ * The other smuggling route, lenient chunk-size lines (`0x5`, `5<NUL>`, bare
+ * LF), never reaches a handler: server/h1chunk.c replaces h2o's decoder in the
+ * system-library build, and h2o answers 400 and closes. */
 static int is_smuggling_attempt(h2o_req_t *req)
 {
     if (req->version >= 0x200 || req->conn->callbacks->get_socket == NULL)

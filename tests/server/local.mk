@@ -14,6 +14,7 @@ EXTRA_DIST += tests/server/soak.py
 TESTS += tests/server/auth.sh
 TESTS += tests/server/tls_reload.sh
 TESTS += tests/server/tls.sh
+TESTS += tests/server/smuggle.sh
 # base.sh, blobs.sh and manifests.sh again, with Basic auth and with tokens
 TESTS += tests/server/conformance-basic.sh tests/server/conformance-token.sh
 EXTRA_DIST += tests/server/conformance-lib.sh
@@ -28,3 +29,12 @@ tests_server_h2o_chunked_test_CFLAGS = $(BR_TEST_CFLAGS) $(H2O_CFLAGS)
 tests_server_h2o_chunked_test_LDADD = $(BR_EXT_LIBS)
 TESTS += tests/server/startup.sh
 TESTS += tests/server/accesslog.sh
+# The strict chunk-size decoder of the system-h2o build (server/h1chunk.c):
+# unit test, and its fuzz target replayed over tests/fuzz/corpus/h1chunk.
+check_PROGRAMS += tests/server/h1chunk_test tests/fuzz/h1chunk_fuzz
+TESTS += tests/server/h1chunk_test tests/fuzz/h1chunk_fuzz
+tests_server_h1chunk_test_SOURCES = tests/server/h1chunk_test.c
+tests_server_h1chunk_test_CFLAGS = $(BR_TEST_CFLAGS)
+tests_fuzz_h1chunk_fuzz_SOURCES = tests/fuzz/h1chunk_fuzz.c tests/fuzz/driver.c tests/fuzz/fuzz.h
+tests_fuzz_h1chunk_fuzz_CFLAGS = $(BR_TEST_CFLAGS) -DBR_FUZZ_NAME='"h1chunk"'
+tests_fuzz_h1chunk_fuzz_LDADD = libbrcommon.a $(BR_EXT_LIBS)
