@@ -37,6 +37,9 @@ void br_config_init(br_config_t *c)
     c->log.format = BR_LOG_TEXT;
     c->log.access_log = 1;
     c->http2 = 1;
+    c->gc.interval_s = 3600;
+    c->gc.grace_s = 3600;
+    c->gc.untagged_delete = 0;
     c->auth.realm = br_strndup("berth", 5);
     c->auth.bcrypt_cost = 10;
     c->auth.max_failures = 5;

@@ -27,6 +27,10 @@
  *     format: text                          # text | json
  *     access_log: true
  *   http2: true                             # h2 via ALPN on TLS; h2c prior knowledge on plain
+ *   gc:                                     # garbage collection (storage/storage.h has the rules)
+ *     interval: 1h                          # the server collects this often; 0 = never
+ *     grace: 1h                             # what was linked or unreferenced more recently stays
+ *     untagged: keep                        # keep | delete: manifests no tag or index holds
  *   tls:
  *     certificate: /path/cert.pem
  *     key: /path/key.pem
@@ -143,6 +147,12 @@ typedef struct st_br_config_t {
     } log;
 
     int http2;
+
+    struct {
+        uint64_t interval_s; /* 0 = no periodic collection */
+        uint64_t grace_s;
+        int untagged_delete; /* untagged: delete */
+    } gc;
 
     struct {
         char *certificate; /* NULL = plain HTTP */

@@ -41,6 +41,10 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {"log", "format", BR_CK_LOG_FORMAT, F(log.format), 0, 0},
     {"log", "access_log", BR_CK_BOOL, F(log.access_log), 0, 0},
     {NULL, "http2", BR_CK_BOOL, F(http2), 0, 0},
+    /* 0 = no periodic collection. */
+    {"gc", "interval", BR_CK_DURATION_S, F(gc.interval_s), 0, NO_MAX},
+    {"gc", "grace", BR_CK_DURATION_S, F(gc.grace_s), 0, NO_MAX},
+    {"gc", "untagged", BR_CK_GC_UNTAGGED, F(gc.untagged_delete), 0, 0},
     {"tls", "certificate", BR_CK_OPT_STRING, F(tls.certificate), 0, 0},
     {"tls", "key", BR_CK_OPT_STRING, F(tls.key), 0, 0},
     {"tls", "client_ca", BR_CK_OPT_STRING, F(tls.client_ca), 0, 0},
@@ -181,6 +185,9 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
         break;
     case BR_CK_LOG_FORMAT:
         snprintf(err, errsize, "'%s' must be text or json", name);
+        break;
+    case BR_CK_GC_UNTAGGED:
+        snprintf(err, errsize, "'%s' must be keep or delete", name);
         break;
     case BR_CK_GROUPS:
         snprintf(err, errsize, "'%s' must be a mapping of group names to lists of user names", name);
@@ -447,6 +454,13 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
         if (parse_choice(value, names, 2, &b) != 0)
             return br_config__type_error(k, err, errsize);
         *(br_log_format_t *)field = (br_log_format_t)(BR_LOG_TEXT + b);
+        return 0;
+    }
+    case BR_CK_GC_UNTAGGED: {
+        static const char *const names[] = {"keep", "delete"};
+        if (parse_choice(value, names, 2, &b) != 0)
+            return br_config__type_error(k, err, errsize);
+        *(int *)field = (int)b;
         return 0;
     }
     case BR_CK_GROUPS:

@@ -8,7 +8,8 @@ libbrserver_a_SOURCES = \
 	server/uploads.c \
 	server/manifests.c \
 	server/tags.c \
-	server/referrers.c
+	server/referrers.c \
+	server/gc.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)
 
 bin_PROGRAMS += berth

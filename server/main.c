@@ -47,6 +47,7 @@ static void usage_main(FILE *fp)
                 "  berth version              print the version\n"
                 "  berth hash-password [USER] bcrypt a password (from stdin) for the htpasswd file\n"
                 "  berth gen-key PATH [ALG]   write a new token signing key (ES256 or RS256)\n"
+                "  berth gc [options]         collect garbage in the store (also while serving)\n"
                 "\n"
                 "Run 'berth COMMAND --help' for a command's options.\n");
 }
@@ -155,6 +156,11 @@ static int open_access_warning(const br_config_t *c, char *buf, size_t size)
         return 1;
     }
     return 0;
+}
+
+int br_cli_load_config(br_config_t *c, const char *path, const char *root)
+{
+    return load_config(c, path, NULL, 0, root);
 }
 
 static void on_signal(int signo)
@@ -505,6 +511,7 @@ static int serve(br_config_t *c)
     threads = br_calloc(num_threads, sizeof(*threads));
     if (br_listeners_bind() != 0)
         goto Exit;
+    br_gc_start(c);
     /* Thread 0 is this one; it runs after the others are started. */
     for (size_t i = 1; i < num_threads; i++) {
         threads[i].index = i;
@@ -526,6 +533,7 @@ static int serve(br_config_t *c)
     }
 
 Exit:
+    br_gc_stop();
     br_store_close(br_srv.store);
     br_srv.store = NULL;
     if (br_srv.auth != NULL)
@@ -633,6 +641,8 @@ int main(int argc, char **argv)
         return cmd_hash_password(argc, argv);
     if (strcmp(cmd, "gen-key") == 0)
         return cmd_gen_key(argc, argv);
+    if (strcmp(cmd, "gc") == 0)
+        return br_cmd_gc(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("berth %s (h2o %s, %s)\n", PACKAGE_VERSION, H2O_VERSION, OpenSSL_version(OPENSSL_VERSION));
         return 0;

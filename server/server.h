@@ -205,6 +205,20 @@ void br_send_blob_fd(h2o_req_t *req, int fd, uint64_t size, const br_digest_t *d
 /* Adds the Docker-Content-Digest header (and ETag when etag != 0). */
 void br_add_digest_headers(h2o_req_t *req, const br_digest_t *d, int etag);
 
+/* The periodic collector (gc.c): a thread running br_store_gc every
+ * gc.interval (none when 0). Start after the store opens; stop (it cancels a
+ * collection between batches) before the store closes. */
+void br_gc_start(const br_config_t *c);
+void br_gc_stop(void);
+/* Commands (gc.c): `berth gc`; argv[0] is the command name. Exit status. */
+int br_cmd_gc(int argc, char **argv);
+/* Config as serve loads it (file, environment, --root), for commands: 0, or
+ * 1 after printing the error (c is initialised either way). main.c. */
+int br_cli_load_config(br_config_t *c, const char *path, const char *root);
+/* Opens an existing store for a command, without the server's lock; prints
+ * the error and returns 1 when it cannot. gc.c. */
+int br_tool_store_open(const br_config_t *c, const char *tool, br_store_t **out);
+
 /* Upload sessions abandoned longer than the configured age are purged
  * periodically by thread 0 (uploads.c). */
 void br_uploads_maybe_purge(void);

@@ -30,7 +30,7 @@ static int byte_of(const br_digest_t *d)
 
 /* blobs/<alg>/<2 hex>, created on first use. Cached for the store's lifetime
  * (at most 512 descriptors) so a commit costs no open() of its directory. */
-static int subdir_fd(br_store_t *s, const br_digest_t *d, int *out)
+int br_blob_subdir(br_store_t *s, const br_digest_t *d, int *out)
 {
     int b = byte_of(d), fd = __atomic_load_n(&s->sub_fd[d->alg][b], __ATOMIC_ACQUIRE);
     char name[3] = {d->hex[0], d->hex[1], '\0'};
@@ -61,7 +61,7 @@ int br_blob_place(br_store_t *s, const br_digest_t *d, int srcfd, const char *sr
 {
     struct stat st;
     int dfd = -1, ret;
-    if ((ret = subdir_fd(s, d, &dfd)) != 0)
+    if ((ret = br_blob_subdir(s, d, &dfd)) != 0)
         return ret;
     if (linkat(srcfd, srcname, dfd, d->hex, 0) != 0) {
         if (errno != EEXIST)
@@ -87,31 +87,84 @@ void br_blob_path(br_store_t *s, const br_digest_t *d, char *buf, size_t size)
 
 /* ---- index helpers (inside a write txn) -------------------------------------- */
 
-int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64_t size)
+int br_blob_rec_read(const MDB_val *v, br_blob_rec_t *rec)
+{
+    memset(rec, 0, sizeof(*rec));
+    if (v->mv_size != sizeof(*rec) && v->mv_size != BR_BLOB_REC_V2)
+        return BR_E_CORRUPT;
+    memcpy(rec, v->mv_data, v->mv_size);
+    return 0;
+}
+
+uint64_t br_link_time(const br_store_t *s, const MDB_val *v)
+{
+    uint64_t t;
+    if (v->mv_size != sizeof(t))
+        return s->links_epoch;
+    memcpy(&t, v->mv_data, sizeof(t));
+    return t;
+}
+
+static int write_blob_file(br_store_t *s, const br_digest_t *d, const void *p, size_t len);
+
+/* The file of a blob the index lacks (or is losing) must be there before the
+ * txn that records it commits; the collector's removals happen inside its own
+ * write txns, so what this sees holds until our commit. */
+static int txn_blob_file_ensure(br_store_t *s, const br_digest_t *d, uint64_t size, const br_blob_src_t *src)
+{
+    struct stat st;
+    int dfd, ret;
+    if ((ret = br_blob_subdir(s, d, &dfd)) != 0)
+        return ret;
+    if (fstatat(dfd, d->hex, &st, 0) == 0 && (uint64_t)st.st_size == size)
+        return 0;
+    if (src == NULL)
+        return BR_E_BLOB_UNKNOWN;
+    br_info("storage: blob %s:%s was collected meanwhile; placing it again", br_alg_name(d->alg), d->hex);
+    if (src->name != NULL)
+        return br_blob_place(s, d, src->dirfd, src->name, size);
+    return write_blob_file(s, d, src->buf, src->len);
+}
+
+int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64_t size, const br_blob_src_t *src)
 {
     unsigned char pd[BR_PDIGEST_MAX];
-    br_blob_rec_t rec = {size, 0, br_now()};
-    MDB_val k = {br_pdigest_pack(d, pd), pd}, v = {sizeof(rec), &rec};
-    int rc = mdb_put(txn, s->db_blobs, &k, &v, MDB_NOOVERWRITE);
-    if (rc != 0 && rc != MDB_KEYEXIST)
+    br_blob_rec_t rec = {size, 0, br_now(), 0};
+    MDB_val k = {br_pdigest_pack(d, pd), pd}, v;
+    int rc, ret;
+    if ((rc = mdb_get(txn, s->db_blobs, &k, &v)) == 0) {
+        br_blob_rec_t old;
+        if ((ret = br_blob_rec_read(&v, &old)) != 0)
+            return ret;
+        if (!(old.flags & BR_BLOB_DYING))
+            return 0;
+    } else if (rc != MDB_NOTFOUND) {
+        return br_store_mdb_err(rc, "read blob");
+    }
+    if ((ret = txn_blob_file_ensure(s, d, size, src)) != 0)
+        return ret;
+    v.mv_size = sizeof(rec);
+    v.mv_data = &rec;
+    if ((rc = mdb_put(txn, s->db_blobs, &k, &v, 0)) != 0)
         return br_store_mdb_err(rc, "record blob");
     return 0;
 }
 
-int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_t delta, int *counted)
+int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_t delta, int *counted, uint64_t when)
 {
     MDB_val k = {br_pdigest_len(pd[0]), (void *)pd}, v;
     br_blob_rec_t rec;
-    int rc;
+    int rc, ret;
     if (counted != NULL)
         *counted = 0;
     if ((rc = mdb_get(txn, s->db_blobs, &k, &v)) == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
         return br_store_mdb_err(rc, "read blob");
-    if (v.mv_size != sizeof(rec))
-        return BR_E_CORRUPT;
-    memcpy(&rec, v.mv_data, sizeof(rec));
+    if ((ret = br_blob_rec_read(&v, &rec)) != 0)
+        return ret;
+    if (rec.flags & BR_BLOB_DYING)
+        return 0; /* as good as absent: nothing may take a reference to it */
     if (delta < 0 && rec.refs < (uint64_t)-delta) {
         /* Never wrap: a wrapped count would keep garbage forever. */
         br_error("storage: reference count of a blob would go below zero");
@@ -119,7 +172,8 @@ int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_
     } else {
         rec.refs += (uint64_t)delta;
     }
-    rec.unref_at = rec.refs != 0 ? 0 : rec.unref_at != 0 ? rec.unref_at : br_now();
+    rec.unref_at = rec.refs != 0 ? 0 : rec.unref_at != 0 ? rec.unref_at : when != 0 ? when : br_now();
+    v.mv_size = sizeof(rec);
     v.mv_data = &rec;
     if ((rc = mdb_put(txn, s->db_blobs, &k, &v, 0)) != 0)
         return br_store_mdb_err(rc, "update blob");
@@ -140,20 +194,28 @@ static int txn_repo_create(br_store_t *s, MDB_txn *txn, br_str_t repo)
 int br_txn_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d)
 {
     br_key_t key;
-    MDB_val k, v = {0, NULL};
-    int rc, ret;
+    uint64_t now = br_now();
+    MDB_val k, v;
+    int rc, ret, existed;
     br_key_init(&key, repo);
     br_key_add_digest(&key, d);
     k = br_key_val(&key);
     if ((ret = txn_repo_create(s, txn, repo)) != 0)
         return ret;
-    if ((rc = mdb_put(txn, s->db_links, &k, &v, MDB_NOOVERWRITE)) == MDB_KEYEXIST)
-        return 0;
-    if (rc != 0)
+    if ((rc = mdb_get(txn, s->db_links, &k, &v)) != 0 && rc != MDB_NOTFOUND)
+        return br_store_mdb_err(rc, "read link");
+    existed = rc == 0;
+    /* The time is renewed on every link, so a blob pushed again before its
+     * manifest gets a whole grace period again. */
+    v.mv_size = sizeof(now);
+    v.mv_data = &now;
+    if ((rc = mdb_put(txn, s->db_links, &k, &v, 0)) != 0)
         return br_store_mdb_err(rc, "link blob");
+    if (existed)
+        return 0;
     if ((ret = br_txn_holder_put(s, txn, key.buf + repo.len + 1, repo)) != 0)
         return ret;
-    return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, 1, NULL);
+    return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, 1, NULL, 0);
 }
 
 int br_txn_holder_put(br_store_t *s, MDB_txn *txn, const unsigned char *pd, br_str_t repo)
@@ -168,7 +230,7 @@ int br_txn_holder_put(br_store_t *s, MDB_txn *txn, const unsigned char *pd, br_s
     return 0;
 }
 
-int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d)
+int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d, uint64_t when)
 {
     br_key_t key, hkey;
     MDB_val k;
@@ -186,7 +248,7 @@ int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t 
      * still leaves the right state behind. */
     if ((rc = mdb_del(txn, s->db_holders, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
         return br_store_mdb_err(rc, "remove blob holder");
-    return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, -1, NULL);
+    return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, -1, NULL, when);
 }
 
 /* Reads the blob record of d, and (repo.len != 0) requires its link to repo. */
@@ -213,10 +275,10 @@ static int txn_blob_get(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_dig
         return BR_E_BLOB_UNKNOWN;
     if (rc != 0)
         return br_store_mdb_err(rc, "read blob");
-    if (v.mv_size != sizeof(*rec))
-        return BR_E_CORRUPT;
-    memcpy(rec, v.mv_data, sizeof(*rec));
-    return 0;
+    if ((rc = br_blob_rec_read(&v, rec)) != 0)
+        return rc;
+    /* A dying blob has no links; unlinked lookups must not find it either. */
+    return rec->flags & BR_BLOB_DYING ? BR_E_BLOB_UNKNOWN : 0;
 }
 
 /* ---- public ------------------------------------------------------------------ */
@@ -272,6 +334,10 @@ int br_blob_open(br_store_t *s, br_str_t repo, const br_digest_t *d, int *fd, ui
     snprintf(name, sizeof(name), "%.2s/%s", d->hex, d->hex);
     if ((*fd = openat(s->blob_fd[d->alg], name, O_RDONLY | O_CLOEXEC)) < 0) {
         ret = errno;
+        /* The collector may have taken it since our lookup (link gone,
+         * then the file): a 404 then, like a lookup a moment later. */
+        if (ret == ENOENT && br_blob_stat(s, repo, d, NULL) == BR_E_BLOB_UNKNOWN)
+            return BR_E_BLOB_UNKNOWN;
         if (ret == ENOENT) {
             /* The index promised this file: that is damage, not a 404. */
             br_error("storage: indexed blob %s:%s missing on disk", br_alg_name(d->alg), d->hex);
@@ -355,7 +421,7 @@ int br_blob_unlink(br_store_t *s, br_str_t repo, const br_digest_t *d)
     int ret;
     if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
         return ret;
-    ret = br_txn_unlink(s, txn, repo, d);
+    ret = br_txn_unlink(s, txn, repo, d, 0);
     return br_store_wtxn_end(&txn, ret);
 }
 
@@ -412,7 +478,8 @@ int br_blob_put(br_store_t *s, br_str_t repo, br_alg_t alg, const void *p, size_
         return ret;
     if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
         return ret;
-    if ((ret = br_txn_blob_record(s, txn, &d, len)) != 0 || (ret = br_txn_link(s, txn, repo, &d)) != 0)
+    br_blob_src_t src = {-1, NULL, p, len};
+    if ((ret = br_txn_blob_record(s, txn, &d, len, &src)) != 0 || (ret = br_txn_link(s, txn, repo, &d)) != 0)
         goto Exit;
     ret = br_store_wtxn_end(&txn, 0);
     if (ret == 0 && out != NULL)

@@ -6,6 +6,7 @@
 #define BR_STORAGE_INTERNAL_H
 
 #include <pthread.h>
+#include <sys/stat.h>
 #include <lmdb.h>
 #include "storage/storage.h"
 
@@ -45,12 +46,37 @@ static inline MDB_val br_key_val(br_key_t *k)
 /* Value of the blobs sub-database. unref_at is when refs last became 0
  * (seconds since the epoch), 0 while referenced: the collector's grace period
  * starts there, so a blob that just lost its last reference, or was just
- * stored and is about to be referenced, is not removed under a push. */
+ * stored and is about to be referenced, is not removed under a push. The
+ * collector's own unlinks set it to BR_UNREF_STALE (their grace has already
+ * passed). flags BR_BLOB_DYING: the collector has decided to remove it (see
+ * storage.h); its file may be gone. Rows written before schema 3 are 24 bytes
+ * (no flags): read them with br_blob_rec_read. */
 typedef struct st_br_blob_rec_t {
     uint64_t size;
     uint64_t refs;
     uint64_t unref_at;
+    uint64_t flags;
 } br_blob_rec_t;
+#define BR_BLOB_DYING 1u
+#define BR_UNREF_STALE 1u
+#define BR_BLOB_REC_V2 24u
+/* 0, or BR_E_CORRUPT when v is no blob row. */
+int br_blob_rec_read(const MDB_val *v, br_blob_rec_t *rec);
+
+/* A packed digest in a fixed buffer, zero padded: memcmp order is the index
+ * order (sorted lists of digests in verify and the collector). */
+typedef struct st_br_pd_t {
+    unsigned char b[BR_PDIGEST_MAX];
+} br_pd_t;
+void br_pd_set(br_pd_t *p, const unsigned char *pd);
+int br_pd_cmp(const void *a, const void *b);
+/* Number of entries of sorted v[0..n) equal to key. */
+size_t br_pd_count(const br_pd_t *v, size_t n, const br_pd_t *key);
+
+/* Value of a links row: when the link was last made (seconds since the
+ * epoch). Rows from before schema 3 are empty and read as s->links_epoch,
+ * the moment the index was upgraded: never older than the truth. */
+uint64_t br_link_time(const br_store_t *s, const MDB_val *v);
 
 /* Rows of the manifests and referrers sub-databases (layout in store.c). */
 typedef struct st_br_mani_hdr_t {
@@ -90,7 +116,9 @@ typedef struct st_br_claim_t {
 
 struct st_br_store_t {
     MDB_env *env;
-    MDB_dbi db_meta, db_repos, db_blobs, db_links, db_holders, db_manifests, db_tags, db_mtags, db_referrers, db_uploads;
+    MDB_dbi db_meta, db_repos, db_blobs, db_links, db_holders, db_manifests, db_tags, db_mtags, db_referrers, db_uploads,
+        db_refby;
+    uint64_t links_epoch; /* meta "links_epoch": see br_link_time */
     int fsync;
     int root_fd, blob_fd[3], uploads_fd; /* blob_fd indexed by br_alg_t */
     int lock_fd;                         /* <root>/berth.lock, flock()ed; -1 when not exclusive */
@@ -127,16 +155,39 @@ void br_store_unclaim(br_store_t *s, br_claim_t *c);
 
 /* ---- helpers inside write transactions (blobs.c) ---- */
 
-/* Records a stored blob if the index lacks it (refs 0). */
-int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64_t size);
-/* Adds delta to a blob's reference count. A blob absent from the index is
- * left alone and *counted (if given) set to 0, so callers can remember which
- * references they really took. */
-int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_t delta, int *counted);
-/* Links d into repo (and creates repo); counts a reference only when the link is new. */
+/* Where a writer's blob content can be placed from again: a file (dirfd,
+ * name) that stays until the writer's txn ends, or bytes in memory. */
+typedef struct st_br_blob_src_t {
+    int dirfd;
+    const char *name; /* NULL: use buf, len */
+    const void *buf;
+    size_t len;
+} br_blob_src_t;
+
+/* Records a stored blob if the index lacks it (refs 0). When the index lacks
+ * it or the collector has marked it dying, the file's presence is checked
+ * here, inside the write txn, and the file placed again from src when it is
+ * gone: the collector removes files only inside its own write txns (see
+ * storage.h), so this check and its removal are serialised. */
+int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64_t size, const br_blob_src_t *src);
+/* Adds delta to a blob's reference count. A blob absent from the index (or
+ * dying) is left alone and *counted (if given) set to 0, so callers can
+ * remember which references they really took. When the count reaches 0,
+ * unref_at becomes when (0 = now). */
+int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_t delta, int *counted, uint64_t when);
+/* Links d into repo (and creates repo); counts a reference only when the link
+ * is new. An existing link gets its time renewed. */
 int br_txn_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d);
-/* Removes the link; BR_E_BLOB_UNKNOWN when there was none. */
-int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d);
+/* Removes the link; BR_E_BLOB_UNKNOWN when there was none. when as br_txn_blob_ref. */
+int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d, uint64_t when);
+/* Deletes manifest pd of repo (row, counted refs and their refby rows,
+ * referrer row, tags, body link) inside txn; when as br_txn_blob_ref.
+ * BR_E_MANIFEST_UNKNOWN when absent. */
+int br_txn_manifest_delete(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned char *pd, uint64_t when);
+/* 1 when dbi has a key starting with prefix (len bytes), 0 when not, or an error < 0. */
+int br_txn_has_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t len);
+/* The cached descriptor of blobs/<alg>/<2 hex> for d, created on first use. */
+int br_blob_subdir(br_store_t *s, const br_digest_t *d, int *fd);
 /* Records repo as a holder of packed digest pd (the holders row of a links
  * row). br_txn_link calls it; so does the schema 1 -> 2 migration. */
 int br_txn_holder_put(br_store_t *s, MDB_txn *txn, const unsigned char *pd, br_str_t repo);
@@ -148,6 +199,13 @@ int br_blob_place(br_store_t *s, const br_digest_t *d, int srcfd, const char *sr
 /* Makes sure blob d's file holds p (writing and placing it unless the index
  * already records d). Does not touch the index. */
 int br_blob_store_buf(br_store_t *s, const br_digest_t *d, const void *p, size_t len);
+
+/* Calls cb for every entry of blobs/<alg>/<2 hex>/ (dir is the 2 hex), with
+ * d the digest its name spells, or NULL when the name is no digest of that
+ * directory or the entry no regular file. cb returns 0 to go on. */
+typedef int (*br_blob_file_cb)(void *ctx, br_alg_t alg, const char *dir, const char *name, const br_digest_t *d,
+                               const struct stat *st);
+int br_blob_files_walk(br_store_t *s, br_blob_file_cb cb, void *ctx);
 
 /* Fills buf (BR_UUID_LEN + 1) with a fresh random v4 uuid. */
 void br_uuid_generate(char *buf);

@@ -6,5 +6,6 @@ libbrstorage_a_SOURCES = \
 	storage/blobs.c \
 	storage/uploads.c \
 	storage/manifests.c \
-	storage/verify.c
+	storage/verify.c \
+	storage/gc.c
 libbrstorage_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(OPENSSL_CFLAGS)

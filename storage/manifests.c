@@ -9,6 +9,15 @@
  * repository is another row and counts again, as deleting it there will
  * uncount.
  *
+ * Every counted reference also has a refby row "repo \0 D(ref) D(manifest)",
+ * so "does a manifest of repo reference D" is one prefix seek: the collector
+ * asks it (inside its write txns) before it takes a link away. A reference
+ * must be linked in the manifest's repository when the put's write txn runs,
+ * else the put fails with BR_E_MANIFEST_BLOB_UNKNOWN: the collector removes
+ * links and blobs in write txns too, so the put either sees the link (and its
+ * refby row then keeps it) or fails cleanly; it never commits a reference to a
+ * blob removed between the caller's check and the commit.
+ *
  * Tags are kept twice, tags (repo, tag → D) for lookups and listings, and
  * mtags (repo, D, tag) so a manifest delete finds its tags with one seek
  * instead of scanning every tag of the repository. Both change in the same
@@ -114,12 +123,31 @@ static int txn_manifest_new(br_store_t *s, MDB_txn *txn, const br_manifest_put_t
     p += subj_len;
     for (size_t i = 0; i < m->num_refs; i++) {
         size_t n = br_pdigest_pack(&m->refs[i], one);
-        if ((ret = br_txn_blob_ref(s, txn, one, 1, &counted)) != 0)
+        br_key_t lk;
+        MDB_val lv;
+        br_key_init(&lk, m->repo);
+        br_key_add(&lk, one, n);
+        MDB_val lkv = br_key_val(&lk);
+        if ((rc = mdb_get(txn, s->db_links, &lkv, &lv)) != 0) {
+            ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_BLOB_UNKNOWN : br_store_mdb_err(rc, "read link");
             goto Exit;
-        if (counted) {
-            memcpy(p, one, n);
-            p += n;
-            ++h.nrefs;
+        }
+        if ((ret = br_txn_blob_ref(s, txn, one, 1, &counted, 0)) != 0)
+            goto Exit;
+        if (!counted) { /* linked but unrecorded: damage; refuse like a missing link */
+            ret = BR_E_MANIFEST_BLOB_UNKNOWN;
+            goto Exit;
+        }
+        memcpy(p, one, n);
+        p += n;
+        ++h.nrefs;
+        br_key_add(&lk, pd, br_pdigest_len(pd[0]));
+        lkv = br_key_val(&lk);
+        lv.mv_size = 0;
+        lv.mv_data = NULL;
+        if ((rc = mdb_put(txn, s->db_refby, &lkv, &lv, 0)) != 0) {
+            ret = br_store_mdb_err(rc, "write refby");
+            goto Exit;
         }
     }
     memcpy(buf, &h, sizeof(h));
@@ -179,9 +207,10 @@ int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out)
     k = br_key_val(&key);
 
     /* Blob, link, manifest row, counts, referrer and tag: one transaction. */
+    br_blob_src_t src = {-1, NULL, m->body.base, m->body.len};
     if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
         return ret;
-    if ((ret = br_txn_blob_record(s, txn, &d, m->body.len)) != 0 || (ret = br_txn_link(s, txn, m->repo, &d)) != 0)
+    if ((ret = br_txn_blob_record(s, txn, &d, m->body.len, &src)) != 0 || (ret = br_txn_link(s, txn, m->repo, &d)) != 0)
         goto Exit;
     if ((rc = mdb_get(txn, s->db_manifests, &k, &v)) == MDB_NOTFOUND) {
         if ((ret = txn_manifest_new(s, txn, m, &k, pd)) != 0)
@@ -293,27 +322,38 @@ Exit:
     return ret;
 }
 
-int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
+int br_txn_has_prefix(MDB_txn *txn, MDB_dbi dbi, const void *prefix, size_t len)
 {
-    unsigned char pd[BR_PDIGEST_MAX], *row = NULL;
-    MDB_txn *txn = NULL;
+    MDB_cursor *cur;
+    MDB_val k = {len, (void *)prefix}, v;
+    int rc = mdb_cursor_open(txn, dbi, &cur);
+    if (rc != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    mdb_cursor_close(cur);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc != 0)
+        return br_store_mdb_err(rc, "cursor seek");
+    return k.mv_size >= len && memcmp(k.mv_data, prefix, len) == 0;
+}
+
+int br_txn_manifest_delete(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned char *pd, uint64_t when)
+{
+    unsigned char *row = NULL;
+    size_t pl = br_pdigest_len(pd[0]);
+    br_digest_t d;
     br_key_t key;
     br_mani_view_t mv;
     MDB_val k, v;
     int rc, ret;
 
-    if (repo.len == 0 || repo.len > BR_NAME_MAX)
-        return BR_E_MANIFEST_UNKNOWN;
-    br_pdigest_pack(d, pd);
+    br_pdigest_unpack(pd, pl, &d);
     br_key_init(&key, repo);
-    br_key_add(&key, pd, br_pdigest_len(pd[0]));
+    br_key_add(&key, pd, pl);
     k = br_key_val(&key);
-    if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
-        return ret;
-    if ((rc = mdb_get(txn, s->db_manifests, &k, &v)) != 0) {
-        ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read manifest");
-        goto Exit;
-    }
+    if ((rc = mdb_get(txn, s->db_manifests, &k, &v)) != 0)
+        return rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read manifest");
     /* Data returned inside a write txn moves when the txn writes: copy it. */
     size_t row_len = v.mv_size;
     row = br_malloc(row_len);
@@ -324,16 +364,25 @@ int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
         ret = br_store_mdb_err(rc, "delete manifest");
         goto Exit;
     }
-    for (const unsigned char *r = mv.refs; r < row + row_len;) {
-        if ((ret = br_txn_blob_ref(s, txn, r, -1, NULL)) != 0)
+    for (const unsigned char *r = mv.refs; r < row + row_len; r += br_pdigest_len(r[0])) {
+        br_key_t rb;
+        br_key_init(&rb, repo);
+        br_key_add(&rb, r, br_pdigest_len(r[0]));
+        br_key_add(&rb, pd, pl);
+        MDB_val rbk = br_key_val(&rb);
+        /* A digest referenced twice has one refby row: the second delete finds none. */
+        if ((rc = mdb_del(txn, s->db_refby, &rbk, NULL)) != 0 && rc != MDB_NOTFOUND) {
+            ret = br_store_mdb_err(rc, "delete refby");
             goto Exit;
-        r += br_pdigest_len(r[0]);
+        }
+        if ((ret = br_txn_blob_ref(s, txn, r, -1, NULL, when)) != 0)
+            goto Exit;
     }
     if (mv.subject != NULL) {
         br_key_t rkey;
         br_key_init(&rkey, repo);
         br_key_add(&rkey, mv.subject, mv.h.subj_len);
-        br_key_add(&rkey, pd, br_pdigest_len(pd[0]));
+        br_key_add(&rkey, pd, pl);
         MDB_val rk = br_key_val(&rkey);
         if ((rc = mdb_del(txn, s->db_referrers, &rk, NULL)) != 0 && rc != MDB_NOTFOUND) {
             ret = br_store_mdb_err(rc, "delete referrer");
@@ -344,12 +393,26 @@ int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
         goto Exit;
     /* put linked the body into the repository; the manifest going takes that
      * link with it, so the body's count can reach zero for the collector. */
-    if ((ret = br_txn_unlink(s, txn, repo, d)) == BR_E_BLOB_UNKNOWN)
+    if ((ret = br_txn_unlink(s, txn, repo, &d, when)) == BR_E_BLOB_UNKNOWN)
         ret = 0;
 Exit:
-    ret = br_store_wtxn_end(&txn, ret);
     free(row);
     return ret;
+}
+
+int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
+{
+    unsigned char pd[BR_PDIGEST_MAX];
+    MDB_txn *txn = NULL;
+    int ret;
+
+    if (repo.len == 0 || repo.len > BR_NAME_MAX)
+        return BR_E_MANIFEST_UNKNOWN;
+    br_pdigest_pack(d, pd);
+    if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
+        return ret;
+    ret = br_txn_manifest_delete(s, txn, repo, pd, 0);
+    return br_store_wtxn_end(&txn, ret);
 }
 
 int br_tag_delete(br_store_t *s, br_str_t repo, br_str_t tag)

@@ -205,8 +205,11 @@ typedef struct st_br_manifest_put_t {
 /* Stores the body as a blob, records the manifest in repo, points tag at it
  * (atomically replacing the old target), records it as a referrer of subject,
  * and counts a reference to each of refs. Idempotent for the same body.
- * *out gets the body's digest. Existence of refs is the caller's check (see
- * br_blob_stat and br_manifest_get) — storage only records. */
+ * *out gets the body's digest. Every one of refs (blobs, or the manifests an
+ * index names) must be linked in repo when the put's write transaction runs,
+ * else BR_E_MANIFEST_BLOB_UNKNOWN and nothing is stored: the caller's own
+ * earlier check (br_blob_stat, br_manifest_get) can be overtaken by the
+ * collector, this one cannot (see garbage collection below). */
 int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out);
 /* Looks up a manifest by tag or by digest ("<alg>:<hex>"). Fills *rec.
  * BR_E_MANIFEST_UNKNOWN when absent (BR_E_NAME_UNKNOWN is never returned:
@@ -231,15 +234,101 @@ int br_blob_refcount(br_store_t *s, const br_digest_t *d, uint64_t *count);
 /* ---- diagnostics ------------------------------------------------------------ */
 
 /* Checks the index against itself and the blob files: every blob record has
- * its file with the recorded size (with hash_content, also the right digest),
- * every reference count equals the links and manifest references naming the
- * blob, every link names a recorded blob and has its holders row (and every
- * holders row its link), every manifest's body is linked in
- * its repository, every tag points at a manifest of its repository and has
- * its reverse entry, every referrer entry belongs to a manifest. Returns 0,
+ * its file with the recorded size (with hash_content, also the right digest;
+ * a blob the collector has marked dying may lack it, and must be
+ * unreferenced), every reference count equals the links and manifest
+ * references naming the blob, every link names a recorded (not dying) blob
+ * and has its holders row (and every holders row its link), every manifest's
+ * body is linked in its repository and each of its counted references has its
+ * refby row (and every refby row such a reference), every tag points at a
+ * manifest of its repository and has its reverse entry, every referrer entry
+ * belongs to a manifest. Returns 0,
  * or BR_E_CORRUPT with the first problem described in detail (NUL-terminated,
  * truncated to detail_size), or another error. One long read txn over the
  * whole index: for tests and an offline fsck, never for request paths. */
 int br_store_verify(br_store_t *s, int hash_content, char *detail, size_t detail_size);
+
+/* ---- garbage collection ------------------------------------------------------- *
+ *
+ * What is garbage (grace = the collection's grace period):
+ *   - with untagged_delete, a manifest no tag names, whose body was linked
+ *     (pushed) more than grace ago, that no live manifest of its repository
+ *     references (an index holding it), and whose subject, if it has one, is
+ *     no live manifest of its repository. Collecting it is a manifest delete.
+ *   - a link (repo, D) made more than grace ago (every link renews its time:
+ *     an upload, a mount, a manifest put) where D is not the body of a live
+ *     manifest of repo and no manifest of repo references D. This is what
+ *     protects layers uploaded before their manifest: for grace after the
+ *     upload the link stands on its own.
+ *   - a blob with no links and no manifest references (reference count 0)
+ *     for more than grace, or whose last references this collection took.
+ *   - a file in blobs/ that no blob row names, older than grace (a commit
+ *     interrupted between placing its file and recording it).
+ * Reachability is the reference count: a tag names a manifest, a manifest
+ * counts its config, layers and (index) child manifests, and links count too;
+ * so a blob reachable from a tag or from any manifest not deleted has a count
+ * above zero and is never taken.
+ *
+ * How it stays safe under concurrent pushes (no process's memory decides):
+ *   1. Every decision is re-checked inside the write transaction that acts
+ *      on it, from the index as it is then. The plan read from a snapshot
+ *      only says where to look. LMDB runs one write txn at a time, across
+ *      processes, so a push's txn runs wholly before or wholly after each of
+ *      the collector's.
+ *   2. A manifest put checks, inside its own write txn, that each reference
+ *      is linked in its repository (br_manifest_put), and its refby rows are
+ *      written in that same txn. If the collector's txn removing the link ran
+ *      first, the put fails with BR_E_MANIFEST_BLOB_UNKNOWN; if the put ran
+ *      first, the collector finds the refby row and keeps the link, hence the
+ *      count, hence the blob. A committed manifest never names a removed blob.
+ *   3. Removing a blob takes two txns: one marks the row dying (count still
+ *      0, re-checked), the next moves the file out of blobs/ (into trash/) and
+ *      deletes the row; trash/ is emptied after the commit. Index first, so a
+ *      crash leaves either a dying row (finished by the next collection;
+ *      fsck accepts a dying row without its file) or a file in trash/ (no
+ *      index entry names it). A dying blob is absent to every lookup and
+ *      takes no references.
+ *   4. Writers place a blob's file before their txn. When their txn finds the
+ *      row absent or dying it checks the file inside the txn and places it
+ *      again if the collector moved it (br_txn_blob_record); the collector
+ *      moves files only inside its write txns, so that check holds until the
+ *      writer commits. Orphan files are moved the same way, inside a write
+ *      txn that first sees no row.
+ *   5. No request waits on the collector longer than one of its write txns:
+ *      batches of at most 256 links, 32 manifests or 128 blobs.
+ *
+ * Between collectors: one collection at a time per store, by flock on
+ * <root>/gc.lock (the server's periodic one skips a round when the lock is
+ * held, `berth gc` waits). That is for tidy figures only; two collectors
+ * would still be safe by 1-4. The store lock of a running server is not
+ * needed: gc opens the store as a second process, as LMDB allows. On a shared
+ * backend (several nodes, SQL index) the same rules hold with serializable
+ * transactions, the lock becomes a lease row, and trash/ a prefix.
+ *
+ * Figures: blobs (rows and orphan files removed), manifests, links, bytes.
+ * A dry run makes the plan only and reports what executing it would remove;
+ * on a store nobody writes to meanwhile (and with nothing crossing the grace
+ * boundary in between) the real run that follows removes exactly that.
+ */
+typedef struct st_br_gc_options_t {
+    uint64_t grace_s;
+    int untagged_delete;
+    int dry_run;
+    int wait;               /* another collection holds the lock: 1 wait, 0 BR_E_BUSY */
+    volatile int *cancel;   /* checked between batches: ECANCELED when set */
+    /* Called from the collecting thread as it goes; may be NULL. */
+    void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+    void *ctx;
+} br_gc_options_t;
+
+typedef struct st_br_gc_stats_t {
+    uint64_t blobs, manifests, links, bytes;
+} br_gc_stats_t;
+
+/* One collection as above. Runs in the calling thread, in short
+ * transactions; safe while other threads and processes use the store.
+ * Returns 0 (st filled), BR_E_BUSY, ECANCELED or another error (st then
+ * holds what was done so far). */
+int br_store_gc(br_store_t *s, const br_gc_options_t *o, br_gc_stats_t *st);
 
 #endif

@@ -6,10 +6,13 @@
  * D is a packed digest (internal.h: algorithm byte + raw hash, 33 or 65
  * bytes); repository names never contain NUL, so "repo\0" is an exact prefix.
  *
- *   meta       "version"                → u32 schema version (2)
+ *   meta       "version"                → u32 schema version (3)
+ *              "links_epoch"            → u64 when the index became version 3
  *   repos      repo                     → empty          catalog, ordered by name
- *   blobs      D                        → {u64 size, u64 refs, u64 unref_at}
- *   links      repo \0 D                → empty          repo may serve blob D
+ *   blobs      D                        → {u64 size, u64 refs, u64 unref_at, u64 flags}
+ *                                          (24 bytes, no flags, when written before 3)
+ *   links      repo \0 D                → u64 linked_at  repo may serve blob D (empty
+ *                                                        before 3: links_epoch)
  *   holders    D repo                   → empty          reverse of links: the
  *                                                        repositories holding D are
  *                                                        a prefix scan (automatic
@@ -21,12 +24,17 @@
  *                                                        manifest finds its tags by seek
  *   referrers  repo \0 D(subject) D     → {u64 size, u16 mt_len, u16 at_len, u32 ann_len}
  *                                          media type, artifactType, annotations JSON
+ *   refby      repo \0 D(ref) D(man)    → empty          manifest D(man) of repo counts
+ *                                                        a reference to D(ref)
  *   uploads    uuid (36 chars)          → {u64 started, u64 size, u16 repo_len, u16 hash_len}
  *                                          repo, br_hash_t bytes
  *
  * Schema history: 1 had no holders; opening a version 1 index builds holders
  * from links and sets version 2 in the same write transaction (open_dbs), so
- * a crash during it leaves version 1 and the next open starts over. Every
+ * a crash during it leaves version 1 and the next open starts over. 2 had no
+ * refby, link times or blob flags; the upgrade to 3 builds refby from the
+ * manifests rows the same way and records links_epoch; old links and blob
+ * rows are read as they are (see br_link_time, br_blob_rec_read). Every
  * links row has exactly one holders row: both change only in br_txn_link and
  * br_txn_unlink, in one transaction.
  *
@@ -52,7 +60,7 @@
 #include <unistd.h>
 #include "storage/internal.h"
 
-#define BR_SCHEMA_VERSION 2
+#define BR_SCHEMA_VERSION 3
 #define BR_DEFAULT_MAP_SIZE (64ULL << 30)
 
 /* ---- packed digests and keys ---------------------------------------------- */
@@ -157,6 +165,32 @@ int br_mani_parse(const void *p, size_t len, br_mani_view_t *m)
         c += n;
     }
     return c == end ? 0 : BR_E_CORRUPT;
+}
+
+void br_pd_set(br_pd_t *p, const unsigned char *pd)
+{
+    memset(p, 0, sizeof(*p));
+    memcpy(p->b, pd, br_pdigest_len(pd[0]));
+}
+
+int br_pd_cmp(const void *a, const void *b)
+{
+    return memcmp(a, b, sizeof(br_pd_t));
+}
+
+size_t br_pd_count(const br_pd_t *v, size_t n, const br_pd_t *key)
+{
+    size_t lo = 0, hi = n, c = 0;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (br_pd_cmp(&v[mid], key) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    while (lo + c < n && br_pd_cmp(&v[lo + c], key) == 0)
+        ++c;
+    return c;
 }
 
 /* ---- uuids ----------------------------------------------------------------- */
@@ -384,6 +418,49 @@ Exit:
     return ret;
 }
 
+/* Schema 2 -> 3: refby rebuilt from the manifests rows' counted references,
+ * in open_dbs' write txn like build_holders (same limits). */
+static int build_refby(br_store_t *s, MDB_txn *txn)
+{
+    MDB_cursor *cur = NULL;
+    MDB_val k, v, e = {0, NULL};
+    br_str_t repo;
+    const unsigned char *pd;
+    br_mani_view_t m;
+    size_t n, count = 0;
+    int rc, ret = 0;
+    if ((rc = mdb_drop(txn, s->db_refby, 0)) != 0)
+        return br_store_mdb_err(rc, "empty refby");
+    if ((rc = mdb_cursor_open(txn, s->db_manifests, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (!br_key_split(&k, &repo, &pd, &n) || n == 0 || br_pdigest_len(pd[0]) != n || br_mani_parse(v.mv_data, v.mv_size, &m) != 0) {
+            br_error("storage: malformed manifest row in the index");
+            ret = BR_E_CORRUPT;
+            goto Exit;
+        }
+        for (const unsigned char *r = m.refs; r < (const unsigned char *)v.mv_data + v.mv_size; r += br_pdigest_len(r[0])) {
+            br_key_t key;
+            br_key_init(&key, repo);
+            br_key_add(&key, r, br_pdigest_len(r[0]));
+            br_key_add(&key, pd, n);
+            MDB_val rk = br_key_val(&key);
+            if ((rc = mdb_put(txn, s->db_refby, &rk, &e, 0)) != 0) {
+                ret = br_store_mdb_err(rc, "write refby");
+                goto Exit;
+            }
+            ++count;
+        }
+    }
+    if (rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+    else
+        br_info("storage: indexed %zu manifest references", count);
+Exit:
+    mdb_cursor_close(cur);
+    return ret;
+}
+
 static int open_dbs(br_store_t *s)
 {
     static const struct {
@@ -395,6 +472,7 @@ static int open_dbs(br_store_t *s)
         {"holders", offsetof(br_store_t, db_holders)},     {"manifests", offsetof(br_store_t, db_manifests)},
         {"tags", offsetof(br_store_t, db_tags)},           {"mtags", offsetof(br_store_t, db_mtags)},
         {"referrers", offsetof(br_store_t, db_referrers)}, {"uploads", offsetof(br_store_t, db_uploads)},
+        {"refby", offsetof(br_store_t, db_refby)},
     };
     MDB_txn *txn = NULL;
     int rc, ret;
@@ -408,24 +486,35 @@ static int open_dbs(br_store_t *s)
     }
     /* The schema version makes a format change detectable instead of
      * silently misreading old records. No row: a new index. */
-    MDB_val k = {7, (void *)"version"}, v;
+    MDB_val k = {7, (void *)"version"}, ek = {11, (void *)"links_epoch"}, v;
     uint32_t have = 0, version = BR_SCHEMA_VERSION;
+    uint64_t epoch = br_now();
     if ((rc = mdb_get(txn, s->db_meta, &k, &v)) != 0 && rc != MDB_NOTFOUND) {
         ret = br_store_mdb_err(rc, "read schema version");
         goto Exit;
     }
     if (rc == 0) {
         memcpy(&have, v.mv_data, v.mv_size < sizeof(have) ? v.mv_size : sizeof(have));
-        if (have == BR_SCHEMA_VERSION)
+        if (have == BR_SCHEMA_VERSION) {
+            if (mdb_get(txn, s->db_meta, &ek, &v) == 0 && v.mv_size == sizeof(epoch))
+                memcpy(&s->links_epoch, v.mv_data, sizeof(epoch));
             goto Exit;
-        if (have != 1) {
+        }
+        if (have != 1 && have != 2) {
             br_error("storage: index schema version %u, this berth reads %u", have, BR_SCHEMA_VERSION);
             ret = BR_E_CORRUPT;
             goto Exit;
         }
-        br_info("storage: upgrading the index from schema version 1 to %u", BR_SCHEMA_VERSION);
-        if ((ret = build_holders(s, txn)) != 0)
+        br_info("storage: upgrading the index from schema version %u to %u", have, BR_SCHEMA_VERSION);
+        if ((have == 1 && (ret = build_holders(s, txn)) != 0) || (ret = build_refby(s, txn)) != 0)
             goto Exit;
+    }
+    s->links_epoch = epoch;
+    v.mv_size = sizeof(epoch);
+    v.mv_data = &epoch;
+    if ((rc = mdb_put(txn, s->db_meta, &ek, &v, 0)) != 0) {
+        ret = br_store_mdb_err(rc, "write links epoch");
+        goto Exit;
     }
     v.mv_size = sizeof(version);
     v.mv_data = &version;

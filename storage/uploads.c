@@ -370,7 +370,8 @@ int br_upload_commit(br_upload_t *u, const br_digest_t *expected, uint64_t *size
      * together, so a crash shows either the session or the linked blob. */
     if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
         return ret;
-    if ((ret = br_txn_blob_record(s, txn, expected, u->size)) != 0 || (ret = br_txn_link(s, txn, repo, expected)) != 0)
+    br_blob_src_t src = {s->uploads_fd, u->claim.uuid, NULL, 0};
+    if ((ret = br_txn_blob_record(s, txn, expected, u->size, &src)) != 0 || (ret = br_txn_link(s, txn, repo, expected)) != 0)
         goto Exit;
     if ((rc = mdb_del(txn, s->db_uploads, &k, NULL)) != 0 && rc != MDB_NOTFOUND) {
         ret = br_store_mdb_err(rc, "delete upload");

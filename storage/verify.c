@@ -20,14 +20,10 @@
 #include <unistd.h>
 #include "storage/internal.h"
 
-typedef struct st_pd_t {
-    unsigned char b[BR_PDIGEST_MAX]; /* zero padded: memcmp order is the index order */
-} pd_t;
-
 typedef struct st_verify_t {
     br_store_t *s;
     MDB_txn *txn;
-    pd_t *refs;
+    br_pd_t *refs;
     size_t nrefs, cap;
     int hash_content;
     char *detail;
@@ -51,28 +47,7 @@ static void add_ref(verify_t *v, const unsigned char *pd)
         v->cap = v->cap != 0 ? 2 * v->cap : 256;
         v->refs = br_realloc(v->refs, v->cap * sizeof(*v->refs));
     }
-    memset(&v->refs[v->nrefs], 0, sizeof(pd_t));
-    memcpy(v->refs[v->nrefs++].b, pd, br_pdigest_len(pd[0]));
-}
-
-static int pd_cmp(const void *a, const void *b)
-{
-    return memcmp(a, b, sizeof(pd_t));
-}
-
-static size_t count_refs(verify_t *v, const pd_t *key)
-{
-    size_t lo = 0, hi = v->nrefs, n = 0;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (pd_cmp(&v->refs[mid], key) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    while (lo + n < v->nrefs && pd_cmp(&v->refs[lo + n], key) == 0)
-        ++n;
-    return n;
+    br_pd_set(&v->refs[v->nrefs++], pd);
 }
 
 static int has_key(verify_t *v, MDB_dbi dbi, const void *p, size_t len)
@@ -103,11 +78,18 @@ static int on_link(verify_t *v, MDB_val *k, MDB_val *d)
     const unsigned char *pd;
     size_t n;
     br_key_t key;
-    (void)d;
+    br_blob_rec_t rec;
+    MDB_val bk, bv;
     if (!br_key_split(k, &repo, &pd, &n) || n == 0 || br_pdigest_len(pd[0]) != n)
         return fail(v, "malformed link key");
-    if (!has_key(v, v->s->db_blobs, pd, n))
+    if (d->mv_size != 0 && d->mv_size != sizeof(uint64_t))
+        return fail(v, "malformed link value in %.*s", (int)repo.len, repo.base);
+    bk.mv_size = n;
+    bk.mv_data = (void *)pd;
+    if (mdb_get(v->txn, v->s->db_blobs, &bk, &bv) != 0)
         return fail(v, "link in %.*s names an unrecorded blob", (int)repo.len, repo.base);
+    if (br_blob_rec_read(&bv, &rec) != 0 || (rec.flags & BR_BLOB_DYING))
+        return fail(v, "link in %.*s names a blob being collected", (int)repo.len, repo.base);
     if (!has_key(v, v->s->db_repos, repo.base, repo.len))
         return fail(v, "link in unrecorded repository %.*s", (int)repo.len, repo.base);
     br_key_holder(&key, pd, repo);
@@ -146,9 +128,41 @@ static int on_manifest(verify_t *v, MDB_val *k, MDB_val *d)
         return fail(v, "malformed manifest row in %.*s", (int)repo.len, repo.base);
     if (!has_key(v, v->s->db_links, k->mv_data, k->mv_size))
         return fail(v, "manifest body not linked in %.*s", (int)repo.len, repo.base);
-    for (const unsigned char *r = m.refs; r < (const unsigned char *)d->mv_data + d->mv_size; r += br_pdigest_len(r[0]))
+    for (const unsigned char *r = m.refs; r < (const unsigned char *)d->mv_data + d->mv_size; r += br_pdigest_len(r[0])) {
+        br_key_t key;
+        br_key_init(&key, repo);
+        br_key_add(&key, r, br_pdigest_len(r[0]));
+        br_key_add(&key, pd, n);
+        if (!has_key(v, v->s->db_refby, key.buf, key.len))
+            return fail(v, "manifest reference in %.*s lacks its refby row", (int)repo.len, repo.base);
         add_ref(v, r);
+    }
     return 0;
+}
+
+/* Each refby row names a manifest of its repository that counts the reference. */
+static int on_refby(verify_t *v, MDB_val *k, MDB_val *d)
+{
+    br_str_t repo;
+    const unsigned char *rest, *man;
+    size_t n, rl;
+    br_key_t key;
+    br_mani_view_t m;
+    MDB_val mk, mv;
+    (void)d;
+    if (!br_key_split(k, &repo, &rest, &n) || n == 0 || (rl = br_pdigest_len(rest[0])) == 0 || rl >= n ||
+        br_pdigest_len(rest[rl]) != n - rl)
+        return fail(v, "malformed refby key");
+    man = rest + rl;
+    br_key_init(&key, repo);
+    br_key_add(&key, man, n - rl);
+    mk = br_key_val(&key);
+    if (mdb_get(v->txn, v->s->db_manifests, &mk, &mv) != 0 || br_mani_parse(mv.mv_data, mv.mv_size, &m) != 0)
+        return fail(v, "refby row in %.*s without its manifest", (int)repo.len, repo.base);
+    for (const unsigned char *r = m.refs; r < (const unsigned char *)mv.mv_data + mv.mv_size; r += br_pdigest_len(r[0]))
+        if (br_pdigest_len(r[0]) == rl && memcmp(r, rest, rl) == 0)
+            return 0;
+    return fail(v, "refby row in %.*s names a reference its manifest lacks", (int)repo.len, repo.base);
 }
 
 static int hash_file(int fd, br_alg_t alg, br_digest_t *out)
@@ -178,16 +192,21 @@ static int on_blob(verify_t *v, MDB_val *k, MDB_val *d)
 {
     br_digest_t dg, got;
     br_blob_rec_t rec;
-    pd_t key;
+    br_pd_t key;
     struct stat st;
     char name[3 + 128 + 1];
     int ret = 0, fd = -1;
-    if (br_pdigest_unpack(k->mv_data, k->mv_size, &dg) != k->mv_size || d->mv_size != sizeof(rec))
+    if (br_pdigest_unpack(k->mv_data, k->mv_size, &dg) != k->mv_size || br_blob_rec_read(d, &rec) != 0)
         return fail(v, "malformed blob row");
-    memcpy(&rec, d->mv_data, sizeof(rec));
-    memset(&key, 0, sizeof(key));
-    memcpy(key.b, k->mv_data, k->mv_size);
-    size_t want = count_refs(v, &key);
+    br_pd_set(&key, k->mv_data);
+    size_t want = br_pd_count(v->refs, v->nrefs, &key);
+    if (rec.flags & BR_BLOB_DYING) {
+        /* Being collected: its file may be gone already (the next collection
+         * finishes it); nothing may reference it. */
+        if (rec.refs != 0 || want != 0)
+            return fail(v, "%s:%s is being collected but referenced", br_alg_name(dg.alg), dg.hex);
+        return 0;
+    }
     if ((rec.refs == 0) != (rec.unref_at != 0))
         return fail(v, "%s:%s refcount %llu but unreferenced since %llu", br_alg_name(dg.alg), dg.hex,
                     (unsigned long long)rec.refs, (unsigned long long)rec.unref_at);
@@ -279,9 +298,9 @@ int br_store_verify(br_store_t *s, int hash_content, char *detail, size_t detail
     if ((ret = br_store_rtxn_begin(s, &v.txn)) != 0)
         return ret;
     if ((ret = each(&v, s->db_links, on_link)) != 0 || (ret = each(&v, s->db_holders, on_holder)) != 0 ||
-        (ret = each(&v, s->db_manifests, on_manifest)) != 0)
+        (ret = each(&v, s->db_manifests, on_manifest)) != 0 || (ret = each(&v, s->db_refby, on_refby)) != 0)
         goto Exit;
-    qsort(v.refs, v.nrefs, sizeof(*v.refs), pd_cmp);
+    qsort(v.refs, v.nrefs, sizeof(*v.refs), br_pd_cmp);
     if ((ret = each(&v, s->db_blobs, on_blob)) != 0 || (ret = each(&v, s->db_tags, on_tag)) != 0 ||
         (ret = each(&v, s->db_mtags, on_mtag)) != 0 || (ret = each(&v, s->db_referrers, on_referrer)) != 0)
         goto Exit;

@@ -78,6 +78,12 @@ static const char *config_diff(const br_config_t *a, const br_config_t *b)
         return "log.format";
     if (a->log.access_log != b->log.access_log)
         return "log.access_log";
+    if (a->gc.interval_s != b->gc.interval_s)
+        return "gc.interval";
+    if (a->gc.grace_s != b->gc.grace_s)
+        return "gc.grace";
+    if (a->gc.untagged_delete != b->gc.untagged_delete)
+        return "gc.untagged";
     if (a->http2 != b->http2)
         return "http2";
     if (STR_DIFF(a->tls.certificate, b->tls.certificate))
@@ -289,6 +295,10 @@ static void test_every_key(br_config_t *out)
                                "  format: json\n"
                                "  access_log: False\n"
                                "http2: OFF\n"
+                               "gc:\n"
+                               "  interval: 10m\n"
+                               "  grace: 0\n"
+                               "  untagged: delete\n"
                                "tls:\n"
                                "  certificate: /etc/berth/cert.pem\n"
                                "  key: '/etc/berth/key.pem'\n"
@@ -320,6 +330,9 @@ static void test_every_key(br_config_t *out)
     is_int(c.log.format, BR_LOG_JSON, "log.format");
     is_int(c.log.access_log, 0, "log.access_log");
     is_int(c.http2, 0, "http2");
+    is_int(c.gc.interval_s, 600, "gc.interval");
+    is_int(c.gc.grace_s, 0, "gc.grace (0 allowed)");
+    is_int(c.gc.untagged_delete, 1, "gc.untagged: delete");
     is_str(c.tls.certificate, "/etc/berth/cert.pem", "tls.certificate");
     is_str(c.tls.key, "/etc/berth/key.pem", "tls.key");
     is_str(c.tls.client_ca, "/etc/berth/ca.pem", "tls.client_ca");
@@ -537,6 +550,9 @@ static void test_env(const br_config_t *from_yaml)
                          "BERTH_LOG_FORMAT=json",
                          "BERTH_LOG_ACCESS_LOG=off",
                          "BERTH_HTTP2=no",
+                         "BERTH_GC_INTERVAL=600",
+                         "BERTH_GC_GRACE=0s",
+                         "BERTH_GC_UNTAGGED=delete",
                          "BERTH_TLS_CERTIFICATE=/etc/berth/cert.pem",
                          "BERTH_TLS_KEY=/etc/berth/key.pem",
                          "BERTH_TLS_CLIENT_CA=/etc/berth/ca.pem",

@@ -426,20 +426,6 @@ static int on_name(void *ctx, br_str_t name)
     return 0;
 }
 
-static br_manifest_put_t mput(const char *repo, const char *body, const char *tag, const br_digest_t *refs, size_t nrefs)
-{
-    br_manifest_put_t m;
-    memset(&m, 0, sizeof(m));
-    m.repo = br_cstr(repo);
-    m.body = br_cstr(body);
-    m.alg = BR_ALG_SHA256;
-    m.media_type = R("application/vnd.oci.image.manifest.v1+json");
-    m.tag = br_cstr(tag);
-    m.refs = refs;
-    m.num_refs = nrefs;
-    return m;
-}
-
 typedef struct {
     volatile int stop, reads;
     int unknown_seen;
@@ -521,13 +507,23 @@ static void test_manifests(void)
     refs2[1] = cfg; /* a digest referenced twice counts twice */
     refs2[2] = digest_of(BR_ALG_SHA256, "never stored", 12);
     m = mput("m", body2, "v1", refs2, 3);
+    is_int(br_manifest_put(s, &m, &d2), BR_E_MANIFEST_BLOB_UNKNOWN, "a reference to an unstored blob: refused");
+    is_int(br_manifest_get(s, R("m"), R("v1"), &rec), 0, "v1 unchanged by the refused put");
+    ok(br_digest_eq(&rec.digest, &d1), "... still at body1");
+    is_int(refs(&cfg), 4, "... and no count taken");
+    refs2[2] = layer;
+    m = mput("m2", body2, "", refs2, 3);
+    is_int(br_manifest_put(s, &m, &d2), 0, "references mounted into m2: accepted");
+    is_int(br_manifest_delete(s, R("m2"), &d2), 0, "take that one away again");
+    m = mput("m3", body2, "", refs2, 3);
+    is_int(br_manifest_put(s, &m, &d2), BR_E_MANIFEST_BLOB_UNKNOWN, "references linked in other repositories only: refused");
+    m = mput("m", body2, "v1", refs2, 2);
     is_int(br_manifest_put(s, &m, &d2), 0, "put body2 as v1");
     is_int(br_manifest_get(s, R("m"), R("v1"), &rec), 0, "v1 resolves");
     ok(br_digest_eq(&rec.digest, &d2), "v1 moved to body2");
     is_int(br_manifest_get(s, R("m"), R("latest"), &rec), 0, "latest still resolves");
     ok(br_digest_eq(&rec.digest, &d1), "latest still at body1");
     is_int(refs(&cfg), 6, "config counted twice more by body2");
-    is_int(refs(&refs2[2]), -1, "a reference to an unstored blob creates no record");
     check_consistent("retag");
 
     reader_t r = {0, 0, 0};
@@ -537,12 +533,12 @@ static void test_manifests(void)
     int i;
     /* Retag at least 200 times and until the reader has overlapped many of them. */
     for (i = 0; (i < 200 || r.reads < 2000) && i < 200000; i++) {
-        m = mput("m", i % 2 ? body2 : body1, "v1", i % 2 ? refs2 : refs1, i % 2 ? 3 : 2);
+        m = mput("m", i % 2 ? body2 : body1, "v1", i % 2 ? refs2 : refs1, 2);
         put_fail += br_manifest_put(s, &m, &got) != 0;
     }
     r.stop = 1;
     pthread_join(th, NULL);
-    m = mput("m", body2, "v1", refs2, 3); /* the loop may end on either body */
+    m = mput("m", body2, "v1", refs2, 2); /* the loop may end on either body */
     put_fail += br_manifest_put(s, &m, &got) != 0;
     is_int(put_fail, 0, "%d retags", i);
     ok(r.reads >= 2000, "reader ran (%d reads)", r.reads);
@@ -564,7 +560,7 @@ static void test_manifests(void)
     check_consistent("tag delete");
 
     /* manifest delete: takes its tags, refs and body link with it */
-    m = mput("m", body2, "also", refs2, 3);
+    m = mput("m", body2, "also", refs2, 2);
     is_int(br_manifest_put(s, &m, &got), 0, "second tag on body2");
     is_int(br_manifest_delete(s, R("m"), &d2), 0, "delete body2");
     is_int(br_manifest_get(s, R("m"), R("v1"), &rec), BR_E_MANIFEST_UNKNOWN, "its tag v1 is gone");
@@ -851,7 +847,7 @@ static void test_threads(void)
 typedef struct {
     MDB_env *env;
     MDB_txn *txn;
-    MDB_dbi meta, holders;
+    MDB_dbi meta, holders, refby;
 } raw_t;
 
 /* Closes the store and opens its index with plain LMDB, for damage and old
@@ -865,7 +861,7 @@ static void raw_begin(raw_t *r)
     snprintf(path, sizeof(path), "%s/index", root);
     if (mdb_env_create(&r->env) != 0 || mdb_env_set_maxdbs(r->env, 16) != 0 || mdb_env_open(r->env, path, MDB_NOTLS, 0644) != 0 ||
         mdb_txn_begin(r->env, NULL, 0, &r->txn) != 0 || mdb_dbi_open(r->txn, "meta", 0, &r->meta) != 0 ||
-        mdb_dbi_open(r->txn, "holders", 0, &r->holders) != 0) {
+        mdb_dbi_open(r->txn, "holders", 0, &r->holders) != 0 || mdb_dbi_open(r->txn, "refby", 0, &r->refby) != 0) {
         printf("Bail out! raw LMDB open of %s\n", path);
         exit(1);
     }
@@ -945,21 +941,29 @@ static void test_holders_damage_and_upgrade(void)
     is_int(raw_holder(&r, &d, "ghost", 1), 0, "raw: one stray holders row");
     raw_set_version(&r, 1);
     is_int(raw_end(&r), 0, "a version 1 store opens");
-    is_int(raw_version(), 2, "and is at version 2 after");
-    check_consistent("schema 1 -> 2 upgrade");
+    is_int(raw_version(), 3, "and is at version 3 after");
+    check_consistent("schema 1 -> 3 upgrade");
     is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders rebuilt: a,b (no ghost)");
     is_int(br_blob_mount_any(s, R("upgraded"), &d, on_pick, &p, NULL), 0, "automatic mount after the upgrade");
     is_str(p.seen, "a,b", "... offered a, took b");
     is_int(br_blob_unlink(s, R("upgraded"), &d), 0, "unlink it again");
     check_consistent("automatic mount after the upgrade");
 
+    /* Version 2 had no refby rows: the upgrade builds them from the manifests. */
     raw_begin(&r);
-    raw_set_version(&r, 3);
-    is_int(raw_end(&r), BR_E_CORRUPT, "a store from a newer berth (version 3) is refused");
+    is_int(mdb_drop(r.txn, r.refby, 0), 0, "raw: empty refby");
+    raw_set_version(&r, 2);
+    is_int(raw_end(&r), 0, "a version 2 store opens");
+    is_int(raw_version(), 3, "and is at version 3 after");
+    check_consistent("schema 2 -> 3 upgrade (refby rebuilt)");
+
+    raw_begin(&r);
+    raw_set_version(&r, 4);
+    is_int(raw_end(&r), BR_E_CORRUPT, "a store from a newer berth (version 4) is refused");
     ok(s == NULL, "no store handle then");
     raw_begin(&r);
-    raw_set_version(&r, 2);
-    is_int(raw_end(&r), 0, "version 2 opens again");
+    raw_set_version(&r, 3);
+    is_int(raw_end(&r), 0, "version 3 opens again");
 }
 
 /* The exclusive lock: one holder at a time, the PID in berth.lock, shared

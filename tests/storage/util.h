@@ -75,4 +75,19 @@ static br_digest_t digest_of(br_alg_t alg, const void *p, size_t n)
     return d;
 }
 
+/* An image manifest put of body into repo (tag may be ""), referencing refs. */
+static inline br_manifest_put_t mput(const char *repo, const char *body, const char *tag, const br_digest_t *refs, size_t nrefs)
+{
+    br_manifest_put_t m;
+    memset(&m, 0, sizeof(m));
+    m.repo = br_cstr(repo);
+    m.body = br_cstr(body);
+    m.alg = BR_ALG_SHA256;
+    m.media_type = BR_STR("application/vnd.oci.image.manifest.v1+json");
+    m.tag = br_cstr(tag);
+    m.refs = refs;
+    m.num_refs = nrefs;
+    return m;
+}
+
 #endif

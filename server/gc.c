@@ -1,0 +1,215 @@
+/*
+ * Garbage collection from the server and the command line: the periodic
+ * collector thread of `berth serve` (config gc.interval) and `berth gc`.
+ * Both run storage's br_store_gc (storage.h has the rules and why they are
+ * safe while requests run); the collector has its own thread because a
+ * collection takes seconds on a large store, and no event loop may wait for
+ * it. It shares the store with the loops (LMDB transactions are per call);
+ * a `berth gc` in another process coordinates through the index and
+ * <root>/gc.lock.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+#include "server/server.h"
+
+/* ---- the periodic collector (berth serve) ---------------------------------------- */
+
+static struct {
+    pthread_t tid;
+    int running;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    volatile int stop;
+} collector = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+
+static void *collector_main(void *arg)
+{
+    const br_config_t *c = arg;
+    pthread_mutex_lock(&collector.lock);
+    while (!collector.stop) {
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += (time_t)c->gc.interval_s;
+        while (!collector.stop && pthread_cond_timedwait(&collector.wake, &collector.lock, &until) != ETIMEDOUT)
+            ;
+        if (collector.stop)
+            break;
+        pthread_mutex_unlock(&collector.lock);
+        br_gc_options_t o = {.grace_s = c->gc.grace_s, .untagged_delete = c->gc.untagged_delete, .cancel = &collector.stop};
+        br_gc_stats_t st;
+        uint64_t t0 = br_now_ms();
+        int err = br_store_gc(br_srv.store, &o, &st);
+        if (err == 0)
+            br_info("gc: %" PRIu64 " blobs, %" PRIu64 " manifests, %" PRIu64 " bytes reclaimed in %" PRIu64 " ms", st.blobs,
+                    st.manifests, st.bytes, br_now_ms() - t0);
+        else if (err == BR_E_BUSY)
+            br_info("gc: another collection is running; skipping this one");
+        else if (err != ECANCELED)
+            br_error("gc: %s", br_strerror(err));
+        pthread_mutex_lock(&collector.lock);
+    }
+    pthread_mutex_unlock(&collector.lock);
+    return NULL;
+}
+
+void br_gc_start(const br_config_t *c)
+{
+    if (c->gc.interval_s == 0)
+        return;
+    collector.stop = 0;
+    if (pthread_create(&collector.tid, NULL, collector_main, (void *)c) != 0) {
+        br_error("gc: cannot start the collector thread: %s", strerror(errno));
+        return;
+    }
+    collector.running = 1;
+}
+
+void br_gc_stop(void)
+{
+    if (!collector.running)
+        return;
+    pthread_mutex_lock(&collector.lock);
+    collector.stop = 1;
+    pthread_cond_signal(&collector.wake);
+    pthread_mutex_unlock(&collector.lock);
+    pthread_join(collector.tid, NULL);
+    collector.running = 0;
+}
+
+/* ---- berth gc --------------------------------------------------------------------- */
+
+static void usage_gc(FILE *fp)
+{
+    fprintf(fp, "usage: berth gc [-c FILE] [--root DIR] [--dry-run] [--grace DURATION]\n"
+                "\n"
+                "Runs one garbage collection on the store, also while a server uses it.\n"
+                "\n"
+                "  -c, --config FILE     YAML config file (gc.grace, gc.untagged, storage.root)\n"
+                "  -r, --root DIR        storage root (overrides the file)\n"
+                "  -n, --dry-run         report what would be reclaimed; change nothing\n"
+                "  -g, --grace DURATION  keep what was linked or unreferenced more recently (default gc.grace)\n"
+                "  -h, --help            this help\n");
+}
+
+typedef struct st_gc_progress_t {
+    const char *last_phase;
+    uint64_t last_ms;
+} gc_progress_t;
+
+static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+{
+    gc_progress_t *p = ctx;
+    uint64_t now = br_now_ms();
+    /* One line per phase on a terminal, redrawn at most every 100 ms. */
+    if (p->last_phase == phase && now - p->last_ms < 100 && done != total)
+        return;
+    if (p->last_phase != NULL && p->last_phase != phase)
+        fputc('\n', stderr);
+    fprintf(stderr, "\rgc: %s %" PRIu64 "/%" PRIu64, phase, done, total);
+    fflush(stderr);
+    p->last_phase = phase;
+    p->last_ms = now;
+}
+
+/* Opens the store of c for a tool: it must exist (a typo in --root must not
+ * create an empty store and report it clean). Prints the error. */
+int br_tool_store_open(const br_config_t *c, const char *tool, br_store_t **out)
+{
+    struct stat st;
+    char path[4096];
+    *out = NULL;
+    snprintf(path, sizeof(path), "%s/index", c->storage.root);
+    if (stat(path, &st) != 0) {
+        fprintf(stderr, "berth %s: no store at %s\n", tool, c->storage.root);
+        return 1;
+    }
+    br_store_options_t opts = {.fsync = c->storage.fsync};
+    int err = br_store_open(out, c->storage.root, &opts);
+    if (err != 0) {
+        fprintf(stderr, "berth %s: cannot open the store at %s: %s\n", tool, c->storage.root, br_strerror(err));
+        return 1;
+    }
+    return 0;
+}
+
+int br_cmd_gc(int argc, char **argv)
+{
+    static const struct option opts[] = {{"config", required_argument, NULL, 'c'}, {"root", required_argument, NULL, 'r'},
+                                         {"dry-run", no_argument, NULL, 'n'},       {"grace", required_argument, NULL, 'g'},
+                                         {"help", no_argument, NULL, 'h'},          {NULL, 0, NULL, 0}};
+    const char *config_path = NULL, *root = NULL, *grace = NULL;
+    int ch, dry_run = 0;
+    while ((ch = getopt_long(argc, argv, "c:r:ng:h", opts, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            config_path = optarg;
+            break;
+        case 'r':
+            root = optarg;
+            break;
+        case 'n':
+            dry_run = 1;
+            break;
+        case 'g':
+            grace = optarg;
+            break;
+        case 'h':
+            usage_gc(stdout);
+            return 0;
+        default:
+            usage_gc(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        fprintf(stderr, "berth gc: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    uint64_t grace_ms = 0;
+    if (grace != NULL && br_config_parse_duration_ms(grace, &grace_ms) != 0) {
+        fprintf(stderr, "berth gc: --grace: '%s' is no duration (ms, s, m, h, d; plain number = seconds)\n", grace);
+        return 2;
+    }
+    br_config_t c;
+    br_store_t *s = NULL;
+    int ret = 1;
+    if (br_cli_load_config(&c, config_path, root) != 0)
+        goto Exit;
+    br_log_setup(c.log.level, c.log.format);
+    if (br_tool_store_open(&c, "gc", &s) != 0)
+        goto Exit;
+    gc_progress_t prog = {NULL, 0};
+    br_gc_options_t o = {
+        .grace_s = grace != NULL ? grace_ms / 1000 : c.gc.grace_s,
+        .untagged_delete = c.gc.untagged_delete,
+        .dry_run = dry_run,
+        .wait = 1,
+        .progress = isatty(STDERR_FILENO) ? on_progress : NULL,
+        .ctx = &prog,
+    };
+    br_gc_stats_t st;
+    int err = br_store_gc(s, &o, &st);
+    if (prog.last_phase != NULL)
+        fputc('\n', stderr);
+    if (err != 0) {
+        fprintf(stderr, "berth gc: %s\n", br_strerror(err));
+        goto Exit;
+    }
+    if (dry_run)
+        printf("gc (dry run): %" PRIu64 " blobs, %" PRIu64 " manifests, %" PRIu64 " bytes would be reclaimed\n", st.blobs,
+               st.manifests, st.bytes);
+    else
+        printf("gc: %" PRIu64 " blobs, %" PRIu64 " manifests, %" PRIu64 " bytes reclaimed\n", st.blobs, st.manifests, st.bytes);
+    ret = 0;
+Exit:
+    br_store_close(s);
+    br_config_dispose(&c);
+    return ret;
+}
