@@ -39,7 +39,7 @@ static void usage_main(FILE *fp)
 {
     /* The first line names every command (tests/pkg/docs.sh checks it against
      * the list below and against berth(1)). */
-    fprintf(fp, "usage: berth [serve | check-config | version | hash-password | gen-key] [options]\n"
+    fprintf(fp, "usage: berth [serve | check-config | version | hash-password | gen-key | gc] [options]\n"
                 "\n"
                 "  berth                      serve with the embedded defaults (listen :5000, store ./berth-data)\n"
                 "  berth serve [options]      serve, optionally with a config file\n"
