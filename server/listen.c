@@ -6,15 +6,17 @@
  * one thread, and a second process cannot bind the address).
  *
  * berth accepts its own sockets, so it decides how many it holds: a global cap
- * and a cap per client address, checked at accept (over the cap, the socket is
- * closed at once, before h2o sees it). Once a second each thread sweeps its
- * connections and shuts down those that are idle (no byte in or out for
- * idle_timeout while no request is in progress) or stuck sending HTTP/1
- * headers (slowloris: headers not complete within BR_HEADER_TIMEOUT_MS).
+ * and a cap per client address, checked at accept. Over a cap, the oldest idle
+ * keep-alive connection is closed to make room; with none idle, the new socket
+ * is closed at once, before h2o sees it (see "idle keep-alive connections"
+ * below). Once a second each thread sweeps its connections and shuts down
+ * those that are idle (no byte in or out for idle_timeout while no request is
+ * in progress) or stuck sending HTTP/1 headers (slowloris: headers not
+ * complete within BR_HEADER_TIMEOUT_MS).
  *
- * A connection is never freed behind h2o's back: the sweep only calls
- * shutdown(2) on the fd; h2o then sees EOF or an error and closes the
- * connection itself, which calls on_close() below.
+ * A connection is never freed behind h2o's back: the sweep and evictions only
+ * call shutdown(2) on the fd; h2o then sees EOF or an error and closes the
+ * connection itself, which calls on_close_conn() below.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -22,11 +24,13 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 #include <stdlib.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -35,28 +39,43 @@
 
 #define BR_HEADER_TIMEOUT_MS 10000
 
+struct st_client_t;
+
 typedef struct st_br_conn_t {
-    h2o_linklist_t link;
+    h2o_linklist_t link; /* in thread->conns (owner thread only) */
     br_thread_t *thread;
     h2o_socket_t *sock;
+    int fd; /* the socket's, for reading across threads without touching h2o's socket */
     unsigned char addr[16];
     size_t last_read, last_written;
     uint64_t last_active_ms;
     uint64_t header_since_ms;
+    h2o_linklist_t check_link; /* in thread->idle_checks after a response (owner thread) */
+    /* Under clients_lock: */
+    struct st_client_t *client;
+    h2o_linklist_t idle_link;        /* in idle_conns while idle; in thread->evictions once evicted */
+    h2o_linklist_t client_idle_link; /* in client->idle while idle */
+    int counted;                     /* counts against the caps (not once evicted) */
+    int evicted;
 } br_conn_t;
 
-/* Per-client counts: a small chained hash under one mutex. Accept and close are
- * rare next to requests, so contention is not a concern. */
+/* Per-client counts: a small chained hash under one mutex. Accept and close
+ * are rare next to requests, and idle tracking takes the lock twice per
+ * keep-alive request, so contention is not a concern. */
 typedef struct st_client_t {
     struct st_client_t *next;
     unsigned char addr[16];
-    unsigned count;
+    unsigned count;     /* connections counted against the caps */
+    unsigned refs;      /* br_conn_t pointing here, counted or evicted */
+    h2o_linklist_t idle; /* this client's idle connections, oldest first */
 } client_t;
 
 #define CLIENT_BUCKETS 1024
 static pthread_mutex_t clients_lock = PTHREAD_MUTEX_INITIALIZER;
 static client_t *clients[CLIENT_BUCKETS];
 static unsigned total_conns;
+/* Every idle keep-alive connection, oldest first (under clients_lock). */
+static h2o_linklist_t idle_conns = {&idle_conns, &idle_conns};
 /* h2o's HTTP/1 read callback (set while a connection waits for or reads a
  * request) tells an HTTP/1 connection from anything else. Captured once at
  * start-up from a throw-away connection, so TLS-only servers know it too. */
@@ -78,13 +97,116 @@ static size_t addr_bucket(const unsigned char *a)
     return h % CLIENT_BUCKETS;
 }
 
-/* Counts a new connection from addr; 0 when within limits, else nonzero. */
-static int conn_admit(const unsigned char *addr)
+/* ---- idle keep-alive connections and the caps --------------------------------
+ *
+ * When a cap is reached, a new connection takes the place of the oldest idle
+ * keep-alive connection (the client's own for the per-client cap, anyone's for
+ * the global cap); only when none is idle is it refused. Idle means: an
+ * HTTP/1 connection whose last response is sent, waiting for its next request
+ * with nothing received (h2o 2.2.5 keeps a request's bytes in sock->input
+ * until its response is sent, so an empty input with h2o's request-reading
+ * callback installed is exactly that state). HTTP/2 connections are never
+ * taken for idle: h2o keeps their stream state private.
+ *
+ * The owning thread decides idleness and is the only one to touch the
+ * connection's h2o objects: after each response it checks the state (on the
+ * next loop pass) and, when idle, puts the connection on the idle lists and
+ * routes its next read through on_idle_read, which takes it off them again
+ * before h2o sees a byte. The accepting thread, under clients_lock, moves an
+ * idle connection to its owner's eviction list, takes it off the counts and
+ * wakes the owner, which shuts it down (shutdown(2), as the sweep does). A
+ * connection evicted that way is closed even if bytes arrive before its owner
+ * gets to it: they reach h2o only through on_idle_read, which then closes it
+ * unread, so no request is half-served. This is the race every keep-alive
+ * server has with a client that sends just as the server closes, which
+ * clients handle by retrying on a new connection. */
+
+static void on_idle_read(h2o_socket_t *sock, const char *err);
+static void on_close_conn(void *data);
+
+static void conn_unidle_locked(br_conn_t *c)
 {
-    int ret = 1;
+    if (h2o_linklist_is_linked(&c->idle_link))
+        h2o_linklist_unlink(&c->idle_link);
+    if (h2o_linklist_is_linked(&c->client_idle_link))
+        h2o_linklist_unlink(&c->client_idle_link);
+}
+
+/* Wakes t's loop from any thread (clients_lock held, so t's eventfd is open). */
+static void kick_locked(br_thread_t *t)
+{
+    uint64_t one = 1;
+    if (t->kick_fd != -1) {
+        ssize_t r = write(t->kick_fd, &one, sizeof(one));
+        (void)r; /* EAGAIN means a wake-up is already pending */
+    }
+}
+
+/* Bytes waiting in the kernel for fd; reading it from another thread is
+ * harmless even if the owner has just closed it (a wrong answer only skips
+ * a candidate). */
+static int has_unread(int fd)
+{
+    int n = 0;
+    return ioctl(fd, FIONREAD, &n) != 0 || n > 0;
+}
+
+/* Takes the oldest idle connection on list (linked by the member at offset)
+ * off the counts and hands it to its thread to close. 1 when one was found. */
+static int evict_oldest_locked(h2o_linklist_t *list, size_t offset)
+{
+    for (h2o_linklist_t *l = list->next; l != list; l = l->next) {
+        br_conn_t *c = (br_conn_t *)((char *)l - offset);
+        if (has_unread(c->fd))
+            continue;
+        conn_unidle_locked(c);
+        c->evicted = 1;
+        c->counted = 0;
+        c->client->count--;
+        total_conns--;
+        h2o_linklist_insert(&c->thread->evictions, &c->idle_link);
+        kick_locked(c->thread);
+        return 1;
+    }
+    return 0;
+}
+
+static void log_refusal(const unsigned char *addr, const char *cap, unsigned limit)
+{
+    static uint64_t last_ms;
+    static unsigned suppressed;
+    uint64_t now = br_now_ms();
     pthread_mutex_lock(&clients_lock);
-    if (total_conns >= br_srv.config->limits.max_connections)
-        goto Exit;
+    int say = now - last_ms >= 1000;
+    unsigned n = suppressed;
+    if (say) {
+        last_ms = now;
+        suppressed = 0;
+    } else {
+        suppressed++;
+    }
+    pthread_mutex_unlock(&clients_lock);
+    if (!say)
+        return;
+    char host[INET6_ADDRSTRLEN] = "?";
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(addr, v4mapped, 12) == 0)
+        inet_ntop(AF_INET, addr + 12, host, sizeof(host));
+    else
+        inet_ntop(AF_INET6, addr, host, sizeof(host));
+    br_warn("connection from %s refused: %s (%u) reached and no idle connection to close (%u more refused since the "
+            "last such line)",
+            host, cap, limit, n);
+}
+
+/* Counts a new connection from addr against the caps, making room by
+ * evicting idle connections; the client record, or NULL when refused. */
+static client_t *conn_admit(const unsigned char *addr)
+{
+    const br_config_t *cfg = br_srv.config;
+    const char *cap = NULL;
+    unsigned limit = 0;
+    pthread_mutex_lock(&clients_lock);
     client_t **slot = &clients[addr_bucket(addr)], *c;
     for (c = *slot; c != NULL; c = c->next)
         if (memcmp(c->addr, addr, 16) == 0)
@@ -92,35 +214,129 @@ static int conn_admit(const unsigned char *addr)
     if (c == NULL) {
         c = br_calloc(1, sizeof(*c));
         memcpy(c->addr, addr, 16);
+        h2o_linklist_init_anchor(&c->idle);
         c->next = *slot;
         *slot = c;
     }
-    if (c->count >= br_srv.config->limits.max_connections_per_client)
-        goto Exit;
-    c->count++;
-    total_conns++;
-    ret = 0;
-Exit:
+    if (c->count >= cfg->limits.max_connections_per_client &&
+        !evict_oldest_locked(&c->idle, offsetof(br_conn_t, client_idle_link))) {
+        cap = "limits.max_connections_per_client";
+        limit = cfg->limits.max_connections_per_client;
+    } else if (total_conns >= cfg->limits.max_connections && !evict_oldest_locked(&idle_conns, offsetof(br_conn_t, idle_link))) {
+        cap = "limits.max_connections";
+        limit = cfg->limits.max_connections;
+    } else {
+        c->count++;
+        c->refs++;
+        total_conns++;
+    }
+    if (cap != NULL && c->refs == 0) {
+        *slot = c->next; /* it was just made for this connection */
+        free(c);
+        c = NULL;
+    }
     pthread_mutex_unlock(&clients_lock);
-    return ret;
+    if (cap != NULL) {
+        log_refusal(addr, cap, limit);
+        return NULL;
+    }
+    return c;
 }
 
-static void conn_release(const unsigned char *addr)
+static void conn_release(br_conn_t *conn)
 {
     pthread_mutex_lock(&clients_lock);
-    client_t **slot = &clients[addr_bucket(addr)];
-    for (; *slot != NULL; slot = &(*slot)->next) {
-        client_t *c = *slot;
-        if (memcmp(c->addr, addr, 16) == 0) {
-            if (--c->count == 0) {
-                *slot = c->next;
-                free(c);
-            }
-            break;
-        }
+    client_t *c = conn->client;
+    conn_unidle_locked(conn);
+    if (conn->counted) {
+        c->count--;
+        total_conns--;
     }
-    total_conns--;
+    if (--c->refs == 0) {
+        for (client_t **slot = &clients[addr_bucket(c->addr)]; *slot != NULL; slot = &(*slot)->next)
+            if (*slot == c) {
+                *slot = c->next;
+                break;
+            }
+        free(c);
+    }
     pthread_mutex_unlock(&clients_lock);
+}
+
+/* After a response, once the loop pass is over (owning thread): when the
+ * connection now waits for its next request with nothing received, it is
+ * idle until its next read. */
+static void check_idle(br_conn_t *c)
+{
+    h2o_socket_t *sock = c->sock;
+    h2o_socket_cb h1 = __atomic_load_n(&h1_read_cb, __ATOMIC_RELAXED);
+    if (h1 == NULL || sock->_cb.read != h1 || (sock->input != NULL && sock->input->size != 0) || has_unread(c->fd) ||
+        br_srv.shutdown_requested)
+        return;
+    sock->_cb.read = on_idle_read;
+    pthread_mutex_lock(&clients_lock);
+    if (!c->evicted) {
+        h2o_linklist_insert(&idle_conns, &c->idle_link);
+        h2o_linklist_insert(&c->client->idle, &c->client_idle_link);
+    }
+    pthread_mutex_unlock(&clients_lock);
+}
+
+/* The read callback of an idle connection: off the idle lists, then h2o's
+ * own callback, or (evicted meanwhile) a close without reading. */
+static void on_idle_read(h2o_socket_t *sock, const char *err)
+{
+    br_conn_t *c = sock->on_close.data;
+    pthread_mutex_lock(&clients_lock);
+    conn_unidle_locked(c);
+    int evicted = c->evicted;
+    pthread_mutex_unlock(&clients_lock);
+    h2o_socket_cb h1 = __atomic_load_n(&h1_read_cb, __ATOMIC_RELAXED);
+    sock->_cb.read = h1;
+    h1(sock, evicted ? "closed to admit a newer connection" : err);
+}
+
+/* Owner thread, on wake-up: shuts down the connections other threads evicted. */
+static void run_evictions(br_thread_t *t)
+{
+    pthread_mutex_lock(&clients_lock);
+    while (!h2o_linklist_is_empty(&t->evictions)) {
+        br_conn_t *c = H2O_STRUCT_FROM_MEMBER(br_conn_t, idle_link, t->evictions.next);
+        h2o_linklist_unlink(&c->idle_link);
+        shutdown(c->fd, SHUT_RDWR);
+    }
+    pthread_mutex_unlock(&clients_lock);
+}
+
+void br_conns_check_idle(br_thread_t *t)
+{
+    while (!h2o_linklist_is_empty(&t->idle_checks)) {
+        br_conn_t *c = H2O_STRUCT_FROM_MEMBER(br_conn_t, check_link, t->idle_checks.next);
+        h2o_linklist_unlink(&c->check_link);
+        check_idle(c);
+    }
+}
+
+/* Every request's end (a logger, so it runs for every response): an HTTP/1
+ * connection may be idle once its response is out (h2o finishes sending it
+ * later in the same loop pass); br_conns_check_idle looks after the pass. */
+static void on_request_done(h2o_logger_t *self, h2o_req_t *req)
+{
+    (void)self;
+    if (req->version >= 0x200 || br_thread == NULL)
+        return;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    if (sock == NULL || sock->on_close.cb != on_close_conn)
+        return;
+    br_conn_t *c = sock->on_close.data;
+    if (!h2o_linklist_is_linked(&c->check_link))
+        h2o_linklist_insert(&c->thread->idle_checks, &c->check_link);
+}
+
+void br_conns_register(h2o_pathconf_t *pathconf)
+{
+    h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
+    logger->log_access = on_request_done;
 }
 
 static void addr_key(const struct sockaddr *sa, unsigned char *key)
@@ -134,12 +350,14 @@ static void addr_key(const struct sockaddr *sa, unsigned char *key)
     }
 }
 
-static void on_close(void *data)
+static void on_close_conn(void *data)
 {
     br_conn_t *c = data;
     h2o_linklist_unlink(&c->link);
+    if (h2o_linklist_is_linked(&c->check_link))
+        h2o_linklist_unlink(&c->check_link);
     c->thread->num_conns--;
-    conn_release(c->addr);
+    conn_release(c);
     free(c);
 }
 
@@ -159,18 +377,22 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         unsigned char key[16] = {0};
         if (getpeername(h2o_socket_get_fd(sock), (struct sockaddr *)&ss, &len) == 0)
             addr_key((struct sockaddr *)&ss, key);
-        if (br_srv.shutdown_requested || conn_admit(key) != 0) {
+        client_t *client = br_srv.shutdown_requested ? NULL : conn_admit(key);
+        if (client == NULL) {
             h2o_socket_close(sock);
             continue;
         }
         br_conn_t *c = br_calloc(1, sizeof(*c));
         c->thread = t;
         c->sock = sock;
+        c->fd = h2o_socket_get_fd(sock);
+        c->client = client;
+        c->counted = 1;
         memcpy(c->addr, key, 16);
         c->last_active_ms = br_now_ms();
         h2o_linklist_insert(&t->conns, &c->link);
         t->num_conns++;
-        sock->on_close.cb = on_close;
+        sock->on_close.cb = on_close_conn;
         sock->on_close.data = c;
         h2o_accept(&t->accept_ctx, sock);
     }
@@ -340,7 +562,8 @@ static void on_sweep(h2o_timeout_entry_t *entry)
             c->header_since_ms = 0;
         else if (c->header_since_ms == 0)
             c->header_since_ms = now;
-        int waiting = h1 != NULL && sock->_cb.read == h1 && (sock->input == NULL || sock->input->size == 0);
+        int waiting = h1 != NULL && (sock->_cb.read == h1 || sock->_cb.read == on_idle_read) &&
+                      (sock->input == NULL || sock->input->size == 0);
         /* On shutdown, HTTP/1 keep-alive connections waiting for a request are
          * closed now (h2o only stops keep-alive after a next request). */
         if (br_srv.shutdown_requested && waiting) {
@@ -399,6 +622,7 @@ static void on_kick(h2o_socket_t *sock, const char *err)
         return;
     }
     h2o_buffer_consume(&sock->input, sock->input->size);
+    run_evictions(t);
     /* Run only what was queued before this pass; steps queued now wait for the
      * next one, after the loop has looked at the network again. */
     h2o_linklist_t batch;
@@ -419,6 +643,10 @@ void br_defer_init(br_thread_t *t)
         br_error("eventfd: %s", strerror(errno));
         abort();
     }
+    h2o_linklist_init_anchor(&t->evictions);
+    pthread_mutex_lock(&clients_lock);
+    t->kick_fd = fd;
+    pthread_mutex_unlock(&clients_lock);
     t->kick_sock = h2o_evloop_socket_create(t->loop, fd, 0);
     t->kick_sock->data = t;
     h2o_socket_read_start(t->kick_sock, on_kick);
@@ -427,6 +655,10 @@ void br_defer_init(br_thread_t *t)
 void br_defer_dispose(br_thread_t *t)
 {
     if (t->kick_sock != NULL) {
+        /* no other thread may wake this one any more */
+        pthread_mutex_lock(&clients_lock);
+        t->kick_fd = -1;
+        pthread_mutex_unlock(&clients_lock);
         h2o_socket_read_stop(t->kick_sock);
         h2o_socket_close(t->kick_sock);
         t->kick_sock = NULL;

@@ -308,6 +308,7 @@ static void setup_globalconf(br_config_t *c)
     h2o_pathconf_t *pathconf = h2o_config_register_path(br_srv.hostconf, "/", 0);
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = br_on_req;
+    br_conns_register(pathconf);
     if (c->log.access_log) {
         h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
         logger->log_access = br_access_log;
@@ -373,6 +374,7 @@ static int thread_start(br_thread_t *t)
     t->tls_generation = br_srv.tls_generation;
     pthread_mutex_unlock(&br_srv.tls_lock);
     h2o_linklist_init_anchor(&t->conns);
+    h2o_linklist_init_anchor(&t->idle_checks);
     br_defer_init(t);
     return br_listeners_open(t);
 }
@@ -447,6 +449,7 @@ static void *thread_main(void *arg)
         if (t->drain_deadline_ms != 0 && br_now_ms() >= t->drain_deadline_ms)
             break;
         h2o_evloop_run(t->loop, 100);
+        br_conns_check_idle(t);
         if (t->index == 0) {
             br_uploads_maybe_purge();
             if (br_srv.reload_requested)

@@ -44,10 +44,13 @@ typedef struct st_br_thread_t {
     h2o_socket_t *listeners[BR_CONFIG_MAX_LISTEN];
     size_t num_listeners;
     h2o_socket_t *kick_sock; /* eventfd: wakes the loop to run deferred work (see br_defer) */
+    int kick_fd;             /* its fd, for other threads' wake-ups (-1 once closed; listen.c's lock) */
+    h2o_linklist_t evictions; /* idle connections other threads had this one close (listen.c's lock) */
     h2o_linklist_t deferred;
     h2o_timeout_t sweep_timeout; /* once a second: idle-connection sweep, shutdown progress */
     h2o_timeout_entry_t sweep_entry;
     h2o_linklist_t conns; /* br_conn_t of this thread */
+    h2o_linklist_t idle_checks; /* br_conn_t that just sent a response (see br_conns_check_idle) */
     size_t num_conns;
     uint64_t drain_deadline_ms; /* set when shutdown starts */
     unsigned tls_generation;    /* of the SSL_CTX in accept_ctx (this thread holds a reference) */
@@ -73,6 +76,12 @@ void br_sweep_start(br_thread_t *t);
 void br_sweep_now(br_thread_t *t);
 /* Number of open connections across all threads. */
 unsigned br_conn_count(void);
+/* Registers the per-request hook that tracks idle keep-alive connections (for
+ * the connection caps); before the threads start. */
+void br_conns_register(h2o_pathconf_t *pathconf);
+/* After each loop pass (thread t): marks the HTTP/1 connections that sent a
+ * response in it and now wait for a next request as idle. */
+void br_conns_check_idle(br_thread_t *t);
 
 /* Deferred work: cb runs on the current thread at its next loop iteration,
  * after pending I/O is handled. Long work (hashing a large body) runs as a
