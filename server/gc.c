@@ -98,33 +98,31 @@ static void usage_gc(FILE *fp)
                 "  -h, --help            this help\n");
 }
 
-typedef struct st_gc_progress_t {
-    const char *last_phase;
-    uint64_t last_ms;
-} gc_progress_t;
-
-static void on_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
+void br_cli_progress(void *ctx, const char *phase, uint64_t done, uint64_t total)
 {
-    gc_progress_t *p = ctx;
+    br_cli_progress_t *p = ctx;
     uint64_t now = br_now_ms();
     /* One line per phase on a terminal, redrawn at most every 100 ms. */
     if (p->last_phase == phase && now - p->last_ms < 100 && done != total)
         return;
     if (p->last_phase != NULL && p->last_phase != phase)
         fputc('\n', stderr);
-    fprintf(stderr, "\rgc: %s %" PRIu64 "/%" PRIu64, phase, done, total);
+    fprintf(stderr, "\r%s: %s %" PRIu64 "/%" PRIu64, p->tool, phase, done, total);
     fflush(stderr);
     p->last_phase = phase;
     p->last_ms = now;
 }
 
-/* Opens the store of c for a tool: it must exist (a typo in --root must not
- * create an empty store and report it clean). Prints the error. */
-int br_tool_store_open(const br_config_t *c, const char *tool, br_store_t **out)
+int br_tool_open(const char *tool, const char *config_path, const char *root, br_config_t *c, br_store_t **out)
 {
     struct stat st;
     char path[4096];
     *out = NULL;
+    if (br_cli_load_config(c, config_path, root) != 0)
+        return 1;
+    br_log_setup(c->log.level, c->log.format);
+    /* The store must exist: a typo in --root must not create an empty store
+     * and report it clean. */
     snprintf(path, sizeof(path), "%s/index", c->storage.root);
     if (stat(path, &st) != 0) {
         fprintf(stderr, "berth %s: no store at %s\n", tool, c->storage.root);
@@ -180,18 +178,15 @@ int br_cmd_gc(int argc, char **argv)
     br_config_t c;
     br_store_t *s = NULL;
     int ret = 1;
-    if (br_cli_load_config(&c, config_path, root) != 0)
+    if (br_tool_open("gc", config_path, root, &c, &s) != 0)
         goto Exit;
-    br_log_setup(c.log.level, c.log.format);
-    if (br_tool_store_open(&c, "gc", &s) != 0)
-        goto Exit;
-    gc_progress_t prog = {NULL, 0};
+    br_cli_progress_t prog = {"gc", NULL, 0};
     br_gc_options_t o = {
         .grace_s = grace != NULL ? grace_ms / 1000 : c.gc.grace_s,
         .untagged_delete = c.gc.untagged_delete,
         .dry_run = dry_run,
         .wait = 1,
-        .progress = isatty(STDERR_FILENO) ? on_progress : NULL,
+        .progress = isatty(STDERR_FILENO) ? br_cli_progress : NULL,
         .ctx = &prog,
     };
     br_gc_stats_t st;

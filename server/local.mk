@@ -9,7 +9,8 @@ libbrserver_a_SOURCES = \
 	server/manifests.c \
 	server/tags.c \
 	server/referrers.c \
-	server/gc.c
+	server/gc.c \
+	server/fsck.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)
 
 bin_PROGRAMS += berth

@@ -224,9 +224,22 @@ int br_cmd_gc(int argc, char **argv);
 /* Config as serve loads it (file, environment, --root), for commands: 0, or
  * 1 after printing the error (c is initialised either way). main.c. */
 int br_cli_load_config(br_config_t *c, const char *path, const char *root);
-/* Opens an existing store for a command, without the server's lock; prints
- * the error and returns 1 when it cannot. gc.c. */
-int br_tool_store_open(const br_config_t *c, const char *tool, br_store_t **out);
+/* Progress lines of a command on a terminal (stderr): one per phase, redrawn
+ * at most every 100 ms. ctx is a br_cli_progress_t; end with a newline when
+ * last_phase is set. gc.c. */
+typedef struct st_br_cli_progress_t {
+    const char *tool;
+    const char *last_phase;
+    uint64_t last_ms;
+} br_cli_progress_t;
+void br_cli_progress(void *ctx, const char *phase, uint64_t done, uint64_t total);
+/* `berth fsck` (fsck.c). */
+int br_cmd_fsck(int argc, char **argv);
+/* For a command: loads the config (br_cli_load_config), sets up logging and
+ * opens the existing store without the server's lock. 0, or 1 after printing
+ * the error; *c is initialised either way (dispose it), *out is NULL or the
+ * store to close. gc.c. */
+int br_tool_open(const char *tool, const char *config_path, const char *root, br_config_t *c, br_store_t **out);
 
 /* Upload sessions abandoned longer than the configured age are purged
  * periodically by thread 0 (uploads.c). */

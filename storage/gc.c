@@ -710,17 +710,49 @@ static int run_orphans(gc_t *g)
     return ret;
 }
 
+int br_trash_open(br_store_t *s, int *fd)
+{
+    if (mkdirat(s->root_fd, "trash", 0755) != 0 && errno != EEXIST)
+        return errno;
+    return (*fd = openat(s->root_fd, "trash", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0 ? errno : 0;
+}
+
+int br_orphan_remove(br_store_t *s, int trash_fd, const br_digest_t *d, int *removed)
+{
+    unsigned char pd[BR_PDIGEST_MAX];
+    char name[BR_UUID_LEN + 1];
+    MDB_txn *txn = NULL;
+    MDB_val k = {br_pdigest_pack(d, pd), pd}, v;
+    int rc, ret, dfd;
+    *removed = 0;
+    if ((ret = br_blob_subdir(s, d, &dfd)) != 0 || (ret = br_store_wtxn_begin(s, &txn)) != 0)
+        return ret;
+    if ((rc = mdb_get(txn, s->db_blobs, &k, &v)) != MDB_NOTFOUND) {
+        ret = rc == 0 ? 0 : br_store_mdb_err(rc, "read blob");
+        goto Exit;
+    }
+    br_uuid_generate(name);
+    if (renameat(dfd, d->hex, trash_fd, name) == 0)
+        *removed = 1;
+    else if (errno != ENOENT)
+        ret = errno;
+Exit:
+    /* Nothing to commit: the txn only kept writers out while the file moved. */
+    mdb_txn_abort(txn);
+    if (*removed)
+        unlinkat(trash_fd, name, 0);
+    return ret;
+}
+
 /* trash/ holds only files already out of the index; whatever a stopped
  * collection left there goes first. */
 static int trash_open(gc_t *g)
 {
     DIR *dir;
     struct dirent *e;
-    int fd;
-    if (mkdirat(g->s->root_fd, "trash", 0755) != 0 && errno != EEXIST)
-        return errno;
-    if ((g->trash_fd = openat(g->s->root_fd, "trash", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
-        return errno;
+    int fd, ret;
+    if ((ret = br_trash_open(g->s, &g->trash_fd)) != 0)
+        return ret;
     if ((fd = openat(g->s->root_fd, "trash", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
         return errno;
     if ((dir = fdopendir(fd)) == NULL) {
@@ -734,7 +766,7 @@ static int trash_open(gc_t *g)
     return 0;
 }
 
-static int lock_take(br_store_t *s, int wait, int *fd)
+int br_gc_lock(br_store_t *s, int wait, int *fd)
 {
     if ((*fd = openat(s->root_fd, "gc.lock", O_RDWR | O_CREAT | O_CLOEXEC, 0644)) < 0)
         return errno;
@@ -759,7 +791,7 @@ int br_store_gc(br_store_t *s, const br_gc_options_t *o, br_gc_stats_t *st)
     g.o = o;
     g.st = st;
     g.trash_fd = -1;
-    if (!o->dry_run && (ret = lock_take(s, o->wait, &lock_fd)) != 0)
+    if (!o->dry_run && (ret = br_gc_lock(s, o->wait, &lock_fd)) != 0)
         return ret;
     if (!o->dry_run && (ret = trash_open(&g)) != 0)
         goto Exit;

@@ -207,6 +207,16 @@ typedef int (*br_blob_file_cb)(void *ctx, br_alg_t alg, const char *dir, const c
                                const struct stat *st);
 int br_blob_files_walk(br_store_t *s, br_blob_file_cb cb, void *ctx);
 
+/* The collectors' lock, flock on <root>/gc.lock (storage.h): 0 and *fd to
+ * close to release it, or BR_E_BUSY when !wait and another holds it. */
+int br_gc_lock(br_store_t *s, int wait, int *fd);
+/* Opens (creating) <root>/trash/; *fd is the caller's to close. */
+int br_trash_open(br_store_t *s, int *fd);
+/* Removes the file of d from blobs/ when no blob row names it, deciding
+ * inside a write txn as the collector does (storage.h, 4). *removed says
+ * whether a file went. */
+int br_orphan_remove(br_store_t *s, int trash_fd, const br_digest_t *d, int *removed);
+
 /* Fills buf (BR_UUID_LEN + 1) with a fresh random v4 uuid. */
 void br_uuid_generate(char *buf);
 int br_uuid_valid(br_str_t s);

@@ -248,6 +248,31 @@ int br_blob_refcount(br_store_t *s, const br_digest_t *d, uint64_t *count);
  * whole index: for tests and an offline fsck, never for request paths. */
 int br_store_verify(br_store_t *s, int hash_content, char *detail, size_t detail_size);
 
+typedef struct st_br_fsck_options_t {
+    int repair; /* orphan files: re-index those a link or manifest names, remove the rest */
+    /* Each problem, one line (NUL-terminated, valid during the call); may be NULL. */
+    void (*problem)(void *ctx, const char *msg);
+    void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
+    void *ctx;
+} br_fsck_options_t;
+
+typedef struct st_br_fsck_stats_t {
+    uint64_t blobs, manifests; /* rows checked */
+    uint64_t problems;         /* found, repaired ones included */
+    uint64_t repaired;
+} br_fsck_stats_t;
+
+/* The checks of br_store_verify with hash_content, going on after a
+ * problem, plus every file under blobs/ that no blob row names (an orphan) or
+ * that has no blob name. Safe on a live store: holds the collectors' lock
+ * (waiting for a running collection), checks the index in one read txn and
+ * hashes files outside it. With repair, an orphan is hashed first: when its
+ * content matches its name and a link or manifest names it, it is indexed
+ * again (with that many references); otherwise it is removed (inside a write
+ * txn, as the collector removes orphans). Other problems are only reported.
+ * Returns 0 (st filled) or an error that stopped the check. */
+int br_store_fsck(br_store_t *s, const br_fsck_options_t *o, br_fsck_stats_t *st);
+
 /* ---- garbage collection ------------------------------------------------------- *
  *
  * What is garbage (grace = the collection's grace period):

@@ -152,6 +152,7 @@ while kill -0 "$pusher" 2>/dev/null; do
     out=$(bgc --grace 0)
     case $out in "gc: "*" reclaimed") ;; *) fails=$((fails + 1)); diag "gc: $out $(cat "$BR_TMP/gc.err")" ;; esac
     runs=$((runs + 1))
+    sleep "0.$((RANDOM % 2))$((RANDOM % 10))" # back to back, a loaded machine may let no push through
 done
 wait "$pusher"
 is "$fails" 0 "$runs collections with grace 0 while 4 clients pushed and deleted"
@@ -177,6 +178,33 @@ out=$(bgc --grace 0)
 like "$out" '^gc: [0-9]+ blobs, [0-9]+ manifests, [0-9]+ bytes reclaimed$' "the next gc finishes"
 is "$(bgc --dry-run --grace 0)" "gc (dry run): 0 blobs, 0 manifests, 0 bytes would be reclaimed" "and leaves nothing behind"
 is "$(find "$BR_ROOT/trash" -type f | wc -l)" 0 "trash/ is empty"
+out=$("$BERTH" fsck -c "$GC_CONF" --root "$BR_ROOT" 2>&1)
+is "$?" 0 "berth fsck (blobs re-hashed, with the server running): exit 0"
+like "$(printf '%s\n' "$out" | tail -n 1)" '^fsck: [1-9][0-9]* blobs, [1-9][0-9]* manifests checked, 0 problems$' "... 0 problems"
+
+# ---- fsck finds damage --------------------------------------------------------------
+man=$(push_image gc/f v1 fsck)
+layer_f=$(sha256_of "$BR_TMP/l1")
+victim="$BR_ROOT/blobs/sha256/${layer_f:0:2}/$layer_f"
+printf 'layer fsck 9' >"$victim" # same size, other bytes
+out=$("$BERTH" fsck --root "$BR_ROOT" 2>&1)
+is "$?" 1 "fsck of a store with a corrupted blob: exit 1"
+like "$out" "sha256:$layer_f: content hashes to" "... names the blob"
+like "$(printf '%s\n' "$out" | tail -n 1)" '^fsck: [0-9]+ blobs, [0-9]+ manifests checked, 1 problems$' "... 1 problem"
+printf 'layer fsck 1' >"$victim"
+orphan=$(printf 'an orphan' | sha256sum | cut -c1-64)
+mkdir -p "$BR_ROOT/blobs/sha256/${orphan:0:2}"
+printf 'an orphan' >"$BR_ROOT/blobs/sha256/${orphan:0:2}/$orphan"
+out=$("$BERTH" fsck --root "$BR_ROOT" 2>&1)
+is "$?" 1 "an orphan file: exit 1"
+like "$out" "sha256:$orphan: orphan file \(9 bytes\)" "... named as an orphan"
+out=$("$BERTH" fsck --root "$BR_ROOT" --repair 2>&1)
+is "$?" 0 "fsck --repair: exit 0 once everything found is repaired"
+like "$out" "orphan file removed \(nothing references it\)" "... it removed the orphan"
+ok "... whose file is gone" [ ! -e "$BR_ROOT/blobs/sha256/${orphan:0:2}/$orphan" ]
+out=$("$BERTH" fsck --root "$BR_ROOT" 2>&1)
+is "$?:$(printf '%s\n' "$out" | tail -n 1 | sed 's/[0-9]* blobs, [0-9]* manifests/N blobs, M manifests/')" "0:fsck: N blobs, M manifests checked, 0 problems" "then fsck is clean"
+is "$("$BERTH" fsck --root "$BR_TMP/nowhere" >/dev/null 2>&1; echo $?)" 1 "fsck with no store: exit 1"
 no_sanitizer_report "$BR_TMP/server.log"
 
 # ---- the server's periodic collection -------------------------------------------------

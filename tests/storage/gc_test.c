@@ -6,7 +6,9 @@
  * subjects in the right order), orphan files, a writer re-placing a file the
  * collector took, the dying state a killed collection leaves, the race of a
  * manifest put against the collector (threads), the lock between collectors,
- * and kill -9 of a collecting process while another pushes.
+ * and kill -9 of a collecting process while another pushes. Then fsck
+ * (br_store_fsck): a clean store, a corrupted blob, a missing file, orphans,
+ * stray files, and --repair's re-index and removal.
  */
 #include "tests/storage/util.h"
 #include <pthread.h>
@@ -485,6 +487,114 @@ static void test_kill(void)
     free(reported);
 }
 
+/* ---- fsck ------------------------------------------------------------------------ */
+
+typedef struct {
+    char lines[4096];
+} problems_t;
+
+static void on_problem(void *ctx, const char *msg)
+{
+    problems_t *p = ctx;
+    size_t n = strlen(p->lines);
+    snprintf(p->lines + n, sizeof(p->lines) - n, "%s\n", msg);
+}
+
+/* The reported problems as TAP diagnostics. */
+static void diag_lines(const problems_t *p)
+{
+    for (const char *l = p->lines, *e; *l != '\0'; l = e + 1) {
+        if ((e = strchr(l, '\n')) == NULL)
+            break;
+        printf("#   %.*s\n", (int)(e - l), l);
+    }
+}
+
+static br_fsck_stats_t fsck(int repair, problems_t *p)
+{
+    br_fsck_options_t o = {repair, on_problem, NULL, p};
+    br_fsck_stats_t st;
+    p->lines[0] = '\0';
+    int ret = br_store_fsck(s, &o, &st);
+    if (ret != 0)
+        printf("# fsck: %s\n", br_strerror(ret));
+    return st;
+}
+
+static void write_file(const char *path, const char *content)
+{
+    FILE *f = fopen(path, "w");
+    if (f != NULL) {
+        fputs(content, f);
+        fclose(f);
+    }
+}
+
+static void test_fsck(void)
+{
+    br_digest_t a, b, orphan = digest_of(BR_ALG_SHA256, "an orphan", 9), bad_orphan = digest_of(BR_ALG_SHA256, "lies", 4);
+    char path[4096], stray[4200];
+    problems_t p;
+    br_fsck_stats_t st;
+    gc(0, 1, 0); /* start from a collected store */
+    is_int(br_blob_put(s, R("f"), BR_ALG_SHA256, "fsck blob a", 11, &a), 0, "put a");
+    is_int(br_blob_put(s, R("f"), BR_ALG_SHA256, "fsck blob b", 11, &b), 0, "put b");
+    br_digest_t refs[1] = {a};
+    br_manifest_put_t m = mput("f", "{\"f\":1}", "v1", refs, 1);
+    is_int(br_manifest_put(s, &m, NULL), 0, "put a manifest");
+    st = fsck(0, &p);
+    ok(st.problems == 0 && st.blobs >= 3 && st.manifests >= 1, "a sound store: 0 problems (%llu blobs, %llu manifests)",
+       (unsigned long long)st.blobs, (unsigned long long)st.manifests);
+
+    /* Same size, other bytes: only re-hashing finds it. */
+    br_blob_path(s, &a, path, sizeof(path));
+    write_file(path, "fsck blob A");
+    br_blob_path(s, &b, path, sizeof(path));
+    unlink(path);
+    st = fsck(0, &p);
+    is_int(st.problems, 2, "a corrupted blob and a missing file: 2 problems");
+    ok(strstr(p.lines, "content hashes to") != NULL && strstr(p.lines, "No such file") != NULL, "named in the report");
+    diag_lines(&p);
+    br_blob_path(s, &a, path, sizeof(path));
+    write_file(path, "fsck blob a");
+    br_blob_path(s, &b, path, sizeof(path));
+    write_file(path, "fsck blob b");
+
+    br_blob_path(s, &orphan, path, sizeof(path));
+    write_file(path, "an orphan");
+    br_blob_path(s, &bad_orphan, path, sizeof(path));
+    write_file(path, "not what the name says");
+    snprintf(stray, sizeof(stray), "%.*s/core", (int)(strrchr(path, '/') - path), path);
+    write_file(stray, "x");
+    st = fsck(0, &p);
+    is_int(st.problems, 3, "two orphans and a stray file: 3 problems");
+    ok(strstr(p.lines, "orphan file") != NULL && strstr(p.lines, "stray file") != NULL, "named in the report");
+    diag_lines(&p);
+    st = fsck(1, &p);
+    ok(st.problems == 3 && st.repaired == 2, "--repair removes both orphans, leaves the stray file (%llu repaired)",
+       (unsigned long long)st.repaired);
+    ok(!file_exists(&orphan) && !file_exists(&bad_orphan), "orphans gone");
+    ok(strstr(p.lines, "does not match its name") != NULL, "the lying one is named so");
+    unlink(stray);
+
+    /* A blob row lost while its file and its links stay: --repair indexes it again. */
+    MDB_txn *txn;
+    unsigned char pd[BR_PDIGEST_MAX];
+    MDB_val k = {br_pdigest_pack(&a, pd), pd};
+    br_store_wtxn_begin(s, &txn);
+    mdb_del(txn, s->db_blobs, &k, NULL);
+    br_store_wtxn_end(&txn, 0);
+    st = fsck(0, &p);
+    ok(st.problems >= 2, "a lost blob row: its link and its file are reported (%llu problems)", (unsigned long long)st.problems);
+    st = fsck(1, &p);
+    ok(strstr(p.lines, "re-indexed (2 references") != NULL, "--repair re-indexes it with its 2 references");
+    diag_lines(&p);
+    st = fsck(0, &p);
+    is_int(st.problems, 0, "then fsck finds nothing");
+    check_consistent("fsck --repair");
+    is_int(br_blob_stat(s, R("f"), &a, NULL), 0, "and the blob is served again");
+}
+
 int main(void)
 {
     make_root(root, sizeof(root), "gc");
@@ -499,6 +609,7 @@ int main(void)
     test_lock();
     test_race();
     test_kill();
+    test_fsck();
     br_store_close(s);
     rm_tree(root);
     return tap_done();
