@@ -120,6 +120,18 @@ int br_name_valid(br_str_t name);
 /* Tag: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}. Returns 1 when valid. */
 int br_tag_valid(br_str_t tag);
 
+/* ---- request targets ---------------------------------------------------- */
+
+/* Splits an HTTP/1.1 absolute-form request target (RFC 9112 §3.2.2), e.g.
+ * "http://host:5000/v2/x?n=1", into its authority ("host:5000") and what an
+ * origin-form target would hold ("/v2/x?n=1"); both point into target. The
+ * origin part is empty or starts with '?' when the URI has no path (its path
+ * is then "/"). Accepts only the http and https schemes (any case), a
+ * non-empty host (reg-name, IPv4 or [IPv6]) with an optional numeric port, no
+ * userinfo (RFC 9110 §4.2.4 says to treat it as an error), no fragment, no
+ * byte below 0x21 or above 0x7e. Returns 0, or EINVAL for anything else. */
+int br_target_split(br_str_t target, br_str_t *authority, br_str_t *origin);
+
 /* ---- logging ------------------------------------------------------------
  * Thread-safe; one line per call, to stderr. Level and format are set once at
  * start-up (before threads), from the config. Never pass secrets.

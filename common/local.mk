@@ -4,5 +4,6 @@ libbrcommon_a_SOURCES = \
 	common/errors.c \
 	common/digest.c \
 	common/names.c \
+	common/target.c \
 	common/log.c
 libbrcommon_a_CFLAGS = $(AM_CFLAGS) $(OPENSSL_CFLAGS)

@@ -518,6 +518,35 @@ static int handle_token(h2o_req_t *req)
     return 0;
 }
 
+/* ---- absolute-form targets ----------------------------------------------------
+ * RFC 9112 §3.2.2: a server MUST accept "GET http://host/v2/... HTTP/1.1".
+ * h2o 2.2.5 leaves such a target in req->path as sent (authority from Host),
+ * so it is rewritten here, before anything reads the path, to the origin form
+ * it carries: routing, auth and the handlers then see exactly what the same
+ * request in origin form shows them. The access log keeps the target as sent
+ * (req->input.path). HTTP/2's :path is origin-form only (RFC 9113 §8.3.1);
+ * "*" (OPTIONS, RFC 9112 §3.2.4) is left to the 404/405 paths.
+ * Returns 0, or -1 for a target that is none of these. */
+static int to_origin_form(h2o_req_t *req)
+{
+    if (req->path.len != 0 && (req->path.base[0] == '/' || h2o_memis(req->path.base, req->path.len, H2O_STRLIT("*"))))
+        return 0;
+    br_str_t authority, origin;
+    if (req->version >= 0x200 || br_target_split(br_str(req->path.base, req->path.len), &authority, &origin) != 0)
+        return -1;
+    if (origin.len == 0 || origin.base[0] == '?') {
+        /* no path: it is "/" (RFC 9110 §4.2.3) */
+        h2o_iovec_t p = br_pool_printf(req, "/%.*s", (int)origin.len, origin.base);
+        origin = br_str(p.base, p.len);
+    }
+    const char *q = memchr(origin.base, '?', origin.len);
+    req->path = h2o_iovec_init(origin.base, origin.len);
+    req->query_at = q != NULL ? (size_t)(q - origin.base) : SIZE_MAX;
+    /* the target's authority replaces Host (RFC 9112 §3.2.2) */
+    req->authority = h2o_iovec_init(authority.base, authority.len);
+    return 0;
+}
+
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -540,6 +569,8 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
         req->http1_is_persistent = 0;
         return br_send_error_code(req, 431, "SIZE_INVALID", "request header fields too large", NULL);
     }
+    if (to_origin_form(req) != 0)
+        return br_send_error_code(req, 400, "UNSUPPORTED", "bad request", "malformed request target");
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     br_str_t path = br_str(req->path.base, plen);

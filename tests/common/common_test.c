@@ -229,6 +229,66 @@ static void test_strerror(void)
     ok(br_strerror(1000000) != NULL, "br_strerror(1000000) not NULL");
 }
 
+static void test_target_split(void)
+{
+    static const struct {
+        const char *target, *authority, *origin;
+    } good[] = {
+        {"http://127.0.0.1:5000/v2/", "127.0.0.1:5000", "/v2/"},
+        {"http://127.0.0.1:5000/v2/a/tags/list?n=1&last=x", "127.0.0.1:5000", "/v2/a/tags/list?n=1&last=x"},
+        {"HTTPS://Registry.Example/v2/", "Registry.Example", "/v2/"},
+        {"hTtP://h", "h", ""},
+        {"http://h?x=1", "h", "?x=1"},
+        {"http://h:/v2/", "h:", "/v2/"},
+        {"http://[::1]:5000/v2/", "[::1]:5000", "/v2/"},
+        {"http://[2001:db8::1]/v2/", "[2001:db8::1]", "/v2/"},
+        {"http://a%41b.c-d_e~f/v2/", "a%41b.c-d_e~f", "/v2/"},
+        {"http://h/v2/%2e%2e/x", "h", "/v2/%2e%2e/x"},
+    };
+    static const char *const bad[] = {
+        "",
+        "/v2/",
+        "*",
+        "v2/",
+        "http:/v2/",
+        "http:v2/",
+        "http//h/v2/",
+        "ftp://h/v2/",
+        "httpx://h/v2/",
+        "http://",
+        "http:///v2/",
+        "http://:5000/v2/",
+        "http://u@h/v2/",
+        "http://u:p@h/v2/",
+        "http://h/v2/#frag",
+        "http://h:65536x/v2/",
+        "http://h:123456/v2/",
+        "http://h:1:2/v2/",
+        "http://[::1/v2/",
+        "http://[]/v2/",
+        "http://[::g]/v2/",
+        "http://[::1]x/v2/",
+        "http://h%4/v2/",
+        "http://h%zz/v2/",
+        "http://h\\x/v2/",
+        "http://h\"/v2/",
+        "http://h/v2/ x",
+        "http://h/v2/\x7f",
+        "http://h/v2/\x80",
+        "http://h/v2/\t",
+    };
+    br_str_t a, o;
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        int r = br_target_split(br_cstr(good[i].target), &a, &o);
+        ok(r == 0 && br_str_eq(a, br_cstr(good[i].authority)) && br_str_eq(o, br_cstr(good[i].origin)),
+           "absolute target '%s' -> '%s' + '%s'", good[i].target, good[i].authority, good[i].origin);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        is_int(br_target_split(br_cstr(bad[i]), &a, &o), EINVAL, "not an absolute target #%zu: '%s'", i, bad[i]);
+    const char nul[] = "http://h/v2/\0x";
+    is_int(br_target_split(br_str(nul, sizeof(nul) - 1), &a, &o), EINVAL, "a NUL inside fails");
+}
+
 int main(void)
 {
     test_digest_parse();
@@ -239,5 +299,6 @@ int main(void)
     test_secret_eq();
     test_strings();
     test_strerror();
+    test_target_split();
     return tap_done();
 }

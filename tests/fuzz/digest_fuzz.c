@@ -1,11 +1,13 @@
 /*
- * Fuzz target: br_digest_parse (with a format round trip), br_name_valid and
- * br_tag_valid, each fed the raw input and checked against a slow reference
- * of the properties that must hold.
+ * Fuzz target: br_digest_parse (with a format round trip), br_name_valid,
+ * br_tag_valid and br_target_split (absolute-form request targets), each fed
+ * the raw input and checked against a slow reference of the properties that
+ * must hold.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include "common/br.h"
 #include "tests/fuzz/fuzz.h"
 
@@ -45,6 +47,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check(data[0] != '.' && data[0] != '-', "tag first character");
         for (size_t i = 0; i < size; i++)
             check(data[i] != '/' && data[i] != ':' && data[i] != '@' && data[i] != '\0', "tag alphabet");
+    }
+
+    br_str_t authority, origin;
+    if (br_target_split(s, &authority, &origin) == 0) {
+        /* "<scheme>://" authority origin, all pointing into the input */
+        check(authority.base >= s.base && origin.base == authority.base + authority.len &&
+                  origin.base + origin.len == s.base + size,
+              "target parts tile the input");
+        size_t scheme = (size_t)(authority.base - s.base);
+        check((scheme == 7 && strncasecmp((const char *)data, "http://", 7) == 0) ||
+                  (scheme == 8 && strncasecmp((const char *)data, "https://", 8) == 0),
+              "target scheme is http or https");
+        check(authority.len != 0 && authority.base[0] != ':', "target has a host");
+        check(origin.len == 0 || origin.base[0] == '/' || origin.base[0] == '?', "origin part is a path or a query");
+        for (size_t i = 0; i < authority.len; i++)
+            check(strchr("@/?#\\\"", authority.base[i]) == NULL && authority.base[i] > 0x20, "authority alphabet");
+        for (size_t i = 0; i < size; i++)
+            check(data[i] > 0x20 && data[i] < 0x7f && data[i] != '#', "target bytes");
     }
     return 0;
 }

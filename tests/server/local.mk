@@ -14,7 +14,7 @@ EXTRA_DIST += tests/server/soak.py
 TESTS += tests/server/auth.sh
 TESTS += tests/server/tls_reload.sh
 TESTS += tests/server/tls.sh
-TESTS += tests/server/smuggle.sh
+TESTS += tests/server/smuggle.sh tests/server/absolute.sh
 # base.sh, blobs.sh and manifests.sh again, with Basic auth and with tokens
 TESTS += tests/server/conformance-basic.sh tests/server/conformance-token.sh
 EXTRA_DIST += tests/server/conformance-lib.sh
