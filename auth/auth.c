@@ -153,6 +153,21 @@ static int deny(br_auth_result_t *out, int status, int err, const char *code, co
     return err;
 }
 
+/* A caller without credentials: a challenge without error= (RFC 6750 3.1:
+ * none for a request without authentication) and "authentication required",
+ * which docker prints as "unauthorized: authentication required" (it makes
+ * "denied" of insufficient_scope, which sent users searching). The detail
+ * matters too: docker's client turns an error body whose message is just its
+ * code's standard text into the bare code, which it retries five times (~35
+ * s) and then prints as "unauthorized". */
+static int deny_anonymous(const br_auth_t *a, const br_auth_request_t *r, br_auth_result_t *out)
+{
+    challenge(a, r, NULL, out->www_authenticate, sizeof(out->www_authenticate));
+    deny(out, 401, BR_E_UNAUTHORIZED, "UNAUTHORIZED", "authentication required");
+    out->detail = "anonymous access is not enough: sign in";
+    return out->err;
+}
+
 /* ---- decisions --------------------------------------------------------------- */
 
 static unsigned token_grant(const br_auth_result_t *res, br_str_t repository)
@@ -238,8 +253,14 @@ static int check_bearer(br_auth_t *a, const br_auth_request_t *r, br_auth_result
     out->_num_grants = c->num_grants;
     memcpy(out->_grants, c->grants, c->num_grants * sizeof(c->grants[0]));
     if (!may(a, out, r->repository, r->actions, 0)) {
-        challenge(a, r, "insufficient_scope", out->www_authenticate, sizeof(out->www_authenticate));
-        ret = deny(out, 401, BR_E_UNAUTHORIZED, "UNAUTHORIZED", "the token does not grant the requested access");
+        if (c->sub[0] == '\0') {
+            /* A token issued to nobody (clients fetch one before any login)
+             * tells who the caller is no more than no token. */
+            ret = deny_anonymous(a, r, out);
+        } else {
+            challenge(a, r, "insufficient_scope", out->www_authenticate, sizeof(out->www_authenticate));
+            ret = deny(out, 401, BR_E_UNAUTHORIZED, "UNAUTHORIZED", "the token does not grant the requested access");
+        }
     }
 Exit:
     free(c);
@@ -277,10 +298,8 @@ int br_auth_check(br_auth_t *a, const br_auth_request_t *r, br_auth_result_t *ou
         out->_kind = KIND_ANONYMOUS;
         /* GET /v2/ without credentials must answer 401: that is how clients
          * learn that this registry wants them to sign in, and how. */
-        if (r->actions == 0 || !may(a, out, r->repository, r->actions, 0)) {
-            challenge(a, r, NULL, out->www_authenticate, sizeof(out->www_authenticate));
-            return deny(out, 401, BR_E_UNAUTHORIZED, "UNAUTHORIZED", "authentication required");
-        }
+        if (r->actions == 0 || !may(a, out, r->repository, r->actions, 0))
+            return deny_anonymous(a, r, out);
         ret = 0;
     } else if (h.len >= 6 && strncasecmp(h.base, "basic ", 6) == 0) {
         ret = check_basic(a, r, out);

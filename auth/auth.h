@@ -125,6 +125,7 @@ typedef struct st_br_auth_result_t {
     int err;                                    /* 0, BR_E_UNAUTHORIZED, BR_E_DENIED, BR_E_TOO_MANY */
     const char *code;                           /* OCI code: NULL, "UNAUTHORIZED", "DENIED", "TOOMANYREQUESTS" */
     const char *message;                        /* static human text for the error body */
+    const char *detail;                         /* static "detail" for the error body, or NULL */
     char www_authenticate[BR_AUTH_CHALLENGE_MAX]; /* header value to send, "" for none */
     unsigned retry_after;                       /* seconds, with 429 */
     char user[BR_AUTH_USER_MAX + 1];            /* authenticated user ("" = anonymous), for logs */
@@ -143,8 +144,9 @@ typedef struct st_br_auth_result_t {
 /* Authenticates the request and checks that it may do r->actions on
  * r->repository. Always fills *out; returns 0 when allowed, else out->err.
  * When auth is off, everything is allowed. A caller without (valid)
- * credentials gets 401 + challenge; a signed-in Basic user without the access
- * gets 403 DENIED; a valid token without the scope gets 401 with
+ * credentials, or with a token issued to nobody, gets 401 + challenge and
+ * "authentication required"; a signed-in Basic user without the access gets
+ * 403 DENIED; a valid token of a user without the scope gets 401 with
  * error="insufficient_scope"; an invalid one 401 with error="invalid_token";
  * an address in back-off gets 429 (retry_after set). GET /v2/ (actions 0)
  * without credentials is 401, so that clients learn the scheme. Thread-safe;

@@ -479,7 +479,7 @@ static int authorize(h2o_req_t *req, br_match_t *m)
     if (denied) {
         send_auth_headers(req, res->www_authenticate, res->retry_after);
         br_send_error_code(req, res->status, res->code != NULL ? res->code : "UNAUTHORIZED",
-                           res->message != NULL ? res->message : "authentication required", NULL);
+                           res->message != NULL ? res->message : "authentication required", res->detail);
         return -1;
     }
     m->auth = res;

@@ -657,6 +657,14 @@ static void test_issue(br_auth_t *a)
     is_int(check(a, bearer(body_str(&is, "token")), "172.16.0.2", "", BR_AUTH_CATALOG, &res), 0, "anonymous token: catalog");
     ok(br_auth_may(a, &res, BR_STR("public/x"), BR_AUTH_PULL) && !br_auth_may(a, &res, BR_STR("team/x"), BR_AUTH_PULL),
        "anonymous token: catalog filter");
+    /* pushing with it: answered as without credentials, not insufficient_scope */
+    is_int(check(a, bearer(body_str(&is, "token")), "172.16.0.2", "public/app", BR_AUTH_PULL | BR_AUTH_PUSH, &res),
+           BR_E_UNAUTHORIZED, "anonymous token: push refused");
+    ok(res.status == 401 && strcmp(res.code, "UNAUTHORIZED") == 0 && strcmp(res.message, "authentication required") == 0,
+       "anonymous token: 401 UNAUTHORIZED \"authentication required\"");
+    is_str(res.www_authenticate,
+           "Bearer realm=\"https://reg.example/token\",service=\"reg.example\",scope=\"repository:public/app:pull,push\"",
+           "anonymous token: a challenge without error=");
     json_decref(is.body);
 
     /* catalog for a user, the challenge for it */

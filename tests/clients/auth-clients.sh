@@ -12,8 +12,10 @@
 #   from a hosts.toml, through a private containerd.
 # Part 2, token auth (berth's own issuer at https://127.0.0.1:PORT/token, a
 # key from `berth gen-key`): docker, skopeo, podman and ctr again.
-# Each part also checks a refusal (bob may not push outside bob/**), and that a
-# client without the CA fails verification (so the CA really is used).
+# Each part also checks a refusal (bob may not push outside bob/**), that
+# docker push without login says "unauthorized: authentication required" (not
+# "denied"), and that a client without the CA fails verification (so the CA
+# really is used).
 #
 # dockerd: 127.0.0.0/8 is hard-coded as an "insecure registry" in moby
 # (registry.LoadInsecureRegistries), and for those dockerd talks TLS with
@@ -238,6 +240,16 @@ run_clients() {
         ok "[$m] docker tag outside bob/**" dk tag berth/small:v1 "$REG/secret/docker-$m:v1"
         ok "[$m] docker push outside bob/** is refused" fails dk push "$REG/secret/docker-$m:v1"
         ok "[$m] docker logout" quiet dk logout "$REG"
+        # Without credentials docker must be told to sign in, not "denied"
+        # (with token auth it fetches a token for nobody first, which used to
+        # get insufficient_scope, and docker printed "denied: requested
+        # access to the resource is denied").
+        dk push "$REG/bob/docker-$m:v1" >"$BR_TMP/dk.out" 2>&1
+        ok "[$m] docker push without login is refused" test $? -ne 0
+        # (with Basic auth docker itself says "no basic auth credentials")
+        [ "$m" = token ] && like "$(tail -n 3 "$BR_TMP/dk.out")" '^unauthorized: authentication required$' \
+            "[$m] ... docker says 'unauthorized: authentication required' (at once, no retries)"
+        ok "[$m] ... and not 'denied'" sh -c '! grep -qi "denied\|retrying" "$1"' sh "$BR_TMP/dk.out"
         ok "[$m] docker login with a wrong password fails" fails dk login --username bob --password-stdin "$REG" <<<"wrong"
     else
         skip "[$m] docker" "dockerd/docker CLI not installed"

@@ -417,6 +417,8 @@ is "$st" 401 "B: anonymous GET /v2/ is 401"
 is "$(header WWW-Authenticate)" "$SCOPE_HDR" "B: challenge is Bearer realm=\"…\",service=\"…\""
 st=$(code POST /v2/bob/app/blobs/uploads/)
 is "$st" 401 "B: anonymous push is 401"
+is "$(err_code): $(jq -r '.errors[0].message' "$BR_TMP/b")" "UNAUTHORIZED: authentication required" \
+    "B: ... UNAUTHORIZED: authentication required"
 is "$(header WWW-Authenticate)" "$SCOPE_HDR,scope=\"repository:bob/app:pull,push\"" \
     "B: push challenge exactly as the token spec shows it: scope=\"repository:<name>:pull,push\""
 code GET /v2/secret/x/manifests/v1 >/dev/null
@@ -472,7 +474,7 @@ is "$(acc "$(jwt_claims "$TOK_PULL")" bob/app)" "pull" "B: a pull-only token gra
 st=$(code POST /v2/bob/app/blobs/uploads/ -H "$(bearer "$TOK_PULL")")
 is "$st" 401 "B: pushing with a pull-only token is 401"
 is "$(header WWW-Authenticate)" "$SCOPE_HDR,scope=\"repository:bob/app:pull,push\",error=\"insufficient_scope\"" \
-    "B: ... insufficient_scope, scope pull,push"
+    "B: ... insufficient_scope, scope pull,push (a signed-in caller lacking the right)"
 is "$(code DELETE "/v2/bob/app/manifests/v2" -H "$(bearer "$TOK_PULL")")" 401 "B: deleting with it is 401"
 
 # anonymous tokens
@@ -482,6 +484,18 @@ c=$(jwt_claims "$TOK_ANON")
 is "$(acc "$c" public/one)/$(acc "$c" bob/app)/$(jq -r '.sub' <<<"$c")" "pull//" "B: anonymous token: public/one pull only, nothing else, empty sub"
 is "$(code GET /v2/public/one/tags/list -H "$(bearer "$TOK_ANON")")" 200 "B: anonymous token pulls public/one"
 is "$(code POST /v2/public/one/blobs/uploads/ -H "$(bearer "$TOK_ANON")")" 401 "B: anonymous token may not push"
+# a token issued to nobody is no sign-in: answered as a request without
+# credentials, so that docker says "unauthorized: authentication required",
+# not "denied" (which it makes of insufficient_scope)
+is "$(err_code): $(jq -r '.errors[0].message' "$BR_TMP/b")" "UNAUTHORIZED: authentication required" \
+    "B: ... UNAUTHORIZED: authentication required"
+is "$(header WWW-Authenticate)" "$SCOPE_HDR,scope=\"repository:public/one:pull,push\"" "B: ... a challenge without error=\"insufficient_scope\""
+# (docker's client makes a bare code of a body whose message is the code's
+# standard text, retries it five times and prints only "unauthorized")
+like "$(jq -r '.errors[0].detail // empty' "$BR_TMP/b")" '.' "B: ... with a detail"
+code DELETE /v2/bob/app/manifests/v1 -H "$(bearer "$TOK_ANON")" >/dev/null
+is "$(err_code): $(jq -r '.errors[0].message' "$BR_TMP/b") $(header WWW-Authenticate | grep -c error=)" \
+    "UNAUTHORIZED: authentication required 0" "B: anonymous token DELETE in bob/app: the same"
 
 # admin, carol
 TOK_ALICE=$(token_get "service=$SERVICE&scope=repository:secret/x:pull,push,delete&scope=registry:catalog:*" -u "alice:$PW_ALICE")
