@@ -81,33 +81,6 @@ void br_auth__acl_dispose(br_auth_acl_t *acl)
     memset(acl, 0, sizeof(*acl));
 }
 
-int br_auth__glob_match(const char *glob, size_t glen, const char *name, size_t nlen)
-{
-    /* Dynamic programming over (glob position, name position) rather than
-     * backtracking, so a glob full of stars costs O(glen * nlen), never more.
-     * row[j]: the glob so far matches the first j bytes of name. */
-    unsigned char row[BR_NAME_MAX + 2];
-    if (nlen > BR_NAME_MAX)
-        return 0;
-    memset(row, 0, nlen + 1);
-    row[0] = 1;
-    for (size_t i = 0; i < glen;) {
-        if (glob[i] == '*') {
-            int dstar = i + 1 < glen && glob[i + 1] == '*';
-            /* A star extends a match over any run of bytes ('/' only for "**"). */
-            for (size_t j = 1; j <= nlen; j++)
-                row[j] = row[j] || (row[j - 1] && (dstar || name[j - 1] != '/'));
-            i += dstar ? 2 : 1;
-        } else {
-            for (size_t j = nlen; j > 0; j--)
-                row[j] = row[j - 1] && name[j - 1] == glob[i];
-            row[0] = 0;
-            i++;
-        }
-    }
-    return row[nlen];
-}
-
 static int in_list(char *const *v, size_t n, const char *s)
 {
     for (size_t i = 0; i < n; i++)
@@ -144,7 +117,7 @@ static unsigned lookup(const br_auth_acl_t *acl, const br_auth_rule_t *rules, si
         const br_auth_rule_t *r = &rules[i];
         if (best != NULL && (r->literal < best->literal || (r->literal == best->literal && r->dstar >= best->dstar)))
             continue;
-        if (br_auth__glob_match(r->glob, strlen(r->glob), repo.base, repo.len))
+        if (br_glob_match(r->glob, strlen(r->glob), repo.base, repo.len))
             best = r;
     }
     if (best == NULL)

@@ -40,7 +40,6 @@ typedef struct st_br_auth_acl_t {
 void br_auth__acl_init(br_auth_acl_t *acl, const br_config_t *cfg);
 void br_auth__acl_dispose(br_auth_acl_t *acl);
 /* 1 when glob matches name (both len-delimited). */
-int br_auth__glob_match(const char *glob, size_t glen, const char *name, size_t nlen);
 /* Actions user (NULL = anonymous) may do on repository, anonymous grants included. */
 unsigned br_auth__acl_actions(const br_auth_acl_t *acl, const char *user, br_str_t repository);
 /* 1 when user may read the catalog (signed in, or anonymous with any anonymous rule). */

@@ -119,6 +119,9 @@ void br_hash_buf(br_alg_t alg, const void *p, size_t n, br_digest_t *out);
 int br_name_valid(br_str_t name);
 /* Tag: [a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}. Returns 1 when valid. */
 int br_tag_valid(br_str_t tag);
+/* 1 when name matches the repository glob: '*' any run of bytes but '/',
+ * '**' any run including '/', everything else itself. O(glen * nlen). */
+int br_glob_match(const char *glob, size_t glen, const char *name, size_t nlen);
 
 /* ---- request targets ---------------------------------------------------- */
 

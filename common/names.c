@@ -3,6 +3,7 @@
  * distribution spec's regular expressions exactly (no regex engine on the
  * request path, and no backtracking to exploit).
  */
+#include <string.h>
 #include "common/br.h"
 
 static int is_alnum_lower(char c)
@@ -67,4 +68,31 @@ int br_tag_valid(br_str_t tag)
             return 0;
     }
     return 1;
+}
+
+int br_glob_match(const char *glob, size_t glen, const char *name, size_t nlen)
+{
+    /* Dynamic programming over (glob position, name position) rather than
+     * backtracking, so a glob full of stars costs O(glen * nlen), never more.
+     * row[j]: the glob so far matches the first j bytes of name. */
+    unsigned char row[BR_NAME_MAX + 2];
+    if (nlen > BR_NAME_MAX)
+        return 0;
+    memset(row, 0, nlen + 1);
+    row[0] = 1;
+    for (size_t i = 0; i < glen;) {
+        if (glob[i] == '*') {
+            int dstar = i + 1 < glen && glob[i + 1] == '*';
+            /* A star extends a match over any run of bytes ('/' only for "**"). */
+            for (size_t j = 1; j <= nlen; j++)
+                row[j] = row[j] || (row[j - 1] && (dstar || name[j - 1] != '/'));
+            i += dstar ? 2 : 1;
+        } else {
+            for (size_t j = nlen; j > 0; j--)
+                row[j] = row[j - 1] && name[j - 1] == glob[i];
+            row[0] = 0;
+            i++;
+        }
+    }
+    return row[nlen];
 }

@@ -48,13 +48,9 @@ int br_cmd_fsck(int argc, char **argv)
     const char *config_path = NULL, *root = NULL;
     int ch, repair = 0;
     while ((ch = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
+        if (br_tool_opt(ch, &config_path, &root))
+            continue;
         switch (ch) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'r':
-            root = optarg;
-            break;
         case 'R':
             repair = 1;
             break;

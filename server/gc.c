@@ -113,6 +113,15 @@ void br_cli_progress(void *ctx, const char *phase, uint64_t done, uint64_t total
     p->last_ms = now;
 }
 
+int br_tool_opt(int ch, const char **config_path, const char **root)
+{
+    if (ch == 'c')
+        *config_path = optarg;
+    else if (ch == 'r')
+        *root = optarg;
+    return ch == 'c' || ch == 'r';
+}
+
 int br_tool_open(const char *tool, const char *config_path, const char *root, br_config_t *c, br_store_t **out)
 {
     struct stat st;
@@ -145,13 +154,9 @@ int br_cmd_gc(int argc, char **argv)
     const char *config_path = NULL, *root = NULL, *grace = NULL;
     int ch, dry_run = 0;
     while ((ch = getopt_long(argc, argv, "c:r:ng:h", opts, NULL)) != -1) {
+        if (br_tool_opt(ch, &config_path, &root))
+            continue;
         switch (ch) {
-        case 'c':
-            config_path = optarg;
-            break;
-        case 'r':
-            root = optarg;
-            break;
         case 'n':
             dry_run = 1;
             break;

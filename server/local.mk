@@ -10,7 +10,8 @@ libbrserver_a_SOURCES = \
 	server/tags.c \
 	server/referrers.c \
 	server/gc.c \
-	server/fsck.c
+	server/fsck.c \
+	server/du.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)
 
 bin_PROGRAMS += berth

@@ -39,7 +39,7 @@ static void usage_main(FILE *fp)
 {
     /* The first line names every command (tests/pkg/docs.sh checks it against
      * the list below and against berth(1)). */
-    fprintf(fp, "usage: berth [serve | check-config | version | hash-password | gen-key | gc | fsck] [options]\n"
+    fprintf(fp, "usage: berth [serve | check-config | version | hash-password | gen-key | gc | fsck | du] [options]\n"
                 "\n"
                 "  berth                      serve with the embedded defaults (listen :5000, store ./berth-data)\n"
                 "  berth serve [options]      serve, optionally with a config file\n"
@@ -49,6 +49,7 @@ static void usage_main(FILE *fp)
                 "  berth gen-key PATH [ALG]   write a new token signing key (ES256 or RS256)\n"
                 "  berth gc [options]         collect garbage in the store (also while serving)\n"
                 "  berth fsck [options]       check the store (blobs re-hashed); 1 when damaged\n"
+                "  berth du [options] [GLOB]  bytes per repository, total, reclaimable now\n"
                 "\n"
                 "Run 'berth COMMAND --help' for a command's options.\n");
 }
@@ -649,6 +650,8 @@ int main(int argc, char **argv)
         return br_cmd_gc(argc, argv);
     if (strcmp(cmd, "fsck") == 0)
         return br_cmd_fsck(argc, argv);
+    if (strcmp(cmd, "du") == 0)
+        return br_cmd_du(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("berth %s (h2o %s, %s)\n", PACKAGE_VERSION, H2O_VERSION, OpenSSL_version(OPENSSL_VERSION));
         return 0;

@@ -233,8 +233,12 @@ typedef struct st_br_cli_progress_t {
     uint64_t last_ms;
 } br_cli_progress_t;
 void br_cli_progress(void *ctx, const char *phase, uint64_t done, uint64_t total);
-/* `berth fsck` (fsck.c). */
+/* `berth fsck` (fsck.c), `berth du` (du.c). */
 int br_cmd_fsck(int argc, char **argv);
+int br_cmd_du(int argc, char **argv);
+/* The options every store command takes, -c/--config FILE and -r/--root
+ * DIR, from getopt's ch and optarg: 1 when ch was one of them. gc.c. */
+int br_tool_opt(int ch, const char **config_path, const char **root);
 /* For a command: loads the config (br_cli_load_config), sets up logging and
  * opens the existing store without the server's lock. 0, or 1 after printing
  * the error; *c is initialised either way (dispose it), *out is NULL or the

@@ -7,5 +7,6 @@ libbrstorage_a_SOURCES = \
 	storage/uploads.c \
 	storage/manifests.c \
 	storage/verify.c \
-	storage/gc.c
+	storage/gc.c \
+	storage/usage.c
 libbrstorage_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(OPENSSL_CFLAGS)

@@ -273,6 +273,22 @@ typedef struct st_br_fsck_stats_t {
  * Returns 0 (st filled) or an error that stopped the check. */
 int br_store_fsck(br_store_t *s, const br_fsck_options_t *o, br_fsck_stats_t *st);
 
+/* ---- usage ------------------------------------------------------------------------ */
+
+typedef struct st_br_usage_t {
+    br_str_t repo;         /* per repository only; valid during the callback */
+    uint64_t blobs, bytes; /* blobs linked (the whole store: blobs stored) and their bytes */
+    uint64_t unique_bytes; /* of those, held by this repository alone */
+    uint64_t shared_bytes; /* held by other repositories too */
+} br_usage_t;
+typedef int (*br_usage_cb)(void *ctx, const br_usage_t *u);
+
+/* Calls cb, in name order, for every repository that match (NULL = all)
+ * accepts, with the bytes of the blobs it links (manifests included). *total
+ * gets the blobs stored in the whole store, each counted once. One read txn;
+ * cb returns 0 to go on and must not call into storage. */
+int br_store_usage(br_store_t *s, br_repo_pred_cb match, void *mctx, br_usage_cb cb, void *ctx, br_usage_t *total);
+
 /* ---- garbage collection ------------------------------------------------------- *
  *
  * What is garbage (grace = the collection's grace period):

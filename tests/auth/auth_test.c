@@ -229,7 +229,7 @@ static void test_glob(void)
         {"abc", "abcd", 0},       {"*a*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-        is_int(br_auth__glob_match(cases[i].glob, strlen(cases[i].glob), cases[i].name, strlen(cases[i].name)), cases[i].match,
+        is_int(br_glob_match(cases[i].glob, strlen(cases[i].glob), cases[i].name, strlen(cases[i].name)), cases[i].match,
                "glob '%s' vs '%s'", cases[i].glob, cases[i].name);
 }
 

@@ -207,7 +207,31 @@ is "$?:$(printf '%s\n' "$out" | tail -n 1 | sed 's/[0-9]* blobs, [0-9]* manifest
 is "$("$BERTH" fsck --root "$BR_TMP/nowhere" >/dev/null 2>&1; echo $?)" 1 "fsck with no store: exit 1"
 no_sanitizer_report "$BR_TMP/server.log"
 
+# ---- berth du ---------------------------------------------------------------------
+man1=$(push_image du/one v1 du)
+one=$(($(fsize "$BR_TMP/cfg") + $(fsize "$BR_TMP/l1") + $(fsize "$BR_TMP/l2") + $(fsize "$BR_TMP/man")))
+man2=$(push_image du/two v1 du) # the same image: every byte shared
+printf 'only in one' >"$BR_TMP/only"
+push_blob du/one "$BR_TMP/only"
+out=$("$BERTH" du --root "$BR_ROOT" 'du/**')
+is "$?" 0 "berth du: exit 0"
+is "$(printf '%s\n' "$out" | awk '$1 == "du/one" {print $2, $3, $4, $5}')" "5 $((one + 11)) 11 $one" \
+    "du/one: 5 blobs, unique = the blob only it holds, shared = the image"
+is "$(printf '%s\n' "$out" | awk '$1 == "du/two" {print $2, $3, $4, $5}')" "4 $one 0 $one" "du/two: all shared"
+is "$(printf '%s\n' "$out" | grep -c '^gc/')" 0 "the glob leaves other repositories out"
+is "$("$BERTH" du --root "$BR_ROOT" 'du/t*' | awk 'NR > 1 && !/^du:/ {print $1}')" "du/two" "'du/t*' lists du/two only"
+store=$(find "$BR_ROOT/blobs" -type f -printf '%s\n' | awk '{n++; b += $1} END {print n, b}')
+like "$(printf '%s\n' "$out" | tail -n 1)" "^du: 2 repositories listed; store: ${store% *} blobs, ${store#* } bytes; reclaimable now: 0 bytes\$" \
+    "last line: the store's blobs and bytes (as on disk), nothing reclaimable within the grace period"
+is "$(http DELETE "/v2/du/two/manifests/$man2")" 202 "delete du/two's manifest"
+printf 'gc:\n  interval: 0\n  grace: 0\n' >"$BR_TMP/grace0.yaml"
+want=$(bgc --dry-run --grace 0 | sed -E 's/.*manifests, ([0-9]+) bytes.*/\1/')
+like "$("$BERTH" du -c "$BR_TMP/grace0.yaml" --root "$BR_ROOT" | tail -n 1)" "reclaimable now: $want bytes\$" \
+    "reclaimable now = what gc --dry-run would reclaim ($want bytes)"
+is "$("$BERTH" du --root "$BR_ROOT" a b >/dev/null 2>&1; echo $?)" 2 "two globs: exit 2"
+
 # ---- the server's periodic collection -------------------------------------------------
+bgc --grace 0 >/dev/null # start from a collected store
 br_stop
 printf 'gc:\n  interval: 1s\n  grace: 0\n' >"$GC_CONF"
 br_start || { ok "berth restarts with gc.interval 1s" false; done_testing; exit 1; }
