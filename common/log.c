@@ -10,6 +10,8 @@
 #include <sys/time.h>
 #include "common/br.h"
 
+/* Set again by a config reload while other threads log: read and written
+ * atomically (relaxed: a line racing the reload may use either setting). */
 static br_log_level_t log_level = BR_LOG_INFO;
 static br_log_format_t log_format = BR_LOG_TEXT;
 
@@ -17,13 +19,13 @@ static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void br_log_setup(br_log_level_t level, br_log_format_t format)
 {
-    log_level = level;
-    log_format = format;
+    __atomic_store_n(&log_level, level, __ATOMIC_RELAXED);
+    __atomic_store_n(&log_format, format, __ATOMIC_RELAXED);
 }
 
 int br_log_enabled(br_log_level_t level)
 {
-    return level >= log_level;
+    return level >= __atomic_load_n(&log_level, __ATOMIC_RELAXED);
 }
 
 uint64_t br_now_ms(void)
@@ -78,7 +80,7 @@ void br_log(br_log_level_t level, const char *fmt, ...)
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
     size_t n = 0;
-    if (log_format == BR_LOG_JSON) {
+    if (__atomic_load_n(&log_format, __ATOMIC_RELAXED) == BR_LOG_JSON) {
         n += (size_t)snprintf(line, sizeof(line), "{\"time\":\"");
         n += format_time(line + n, sizeof(line) - n);
         n += (size_t)snprintf(line + n, sizeof(line) - n, "\",\"level\":\"%s\",\"msg\":\"", level_names[level]);

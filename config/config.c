@@ -336,3 +336,109 @@ int br_config_parse_duration_ms(const char *s, uint64_t *out)
                                         {"h", 3600 * 1000}, {"d", 86400 * 1000}, {NULL, 0}};
     return parse_with_units(s, units, out);
 }
+
+/* Keys whose value is built into something made once at start: the listening
+ * sockets, the threads, the open store, and what h2o copies into each
+ * thread's context (body limit, HTTP/1 deadline, HTTP/2 idle and shutdown
+ * timers, h2c). A reload cannot change them without a restart. */
+static const struct {
+    const char *section, *name;
+} restart_keys[] = {
+    {NULL, "listen"},
+    {NULL, "threads"},
+    {NULL, "http2"},
+    {"storage", "root"},
+    {"storage", "fsync"},
+    {"limits", "max_body_size"},
+    {"limits", "request_deadline"},
+    {"limits", "idle_timeout"},
+    {"limits", "drain_timeout"},
+};
+
+static int opt_str_eq(const char *a, const char *b)
+{
+    return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* 1 when k has the same value in a and b (types of restart_keys only). */
+static int key_value_eq(const br_config_key_t *k, const br_config_t *a, const br_config_t *b)
+{
+    const char *pa = (const char *)a + k->offset, *pb = (const char *)b + k->offset;
+    switch (k->type) {
+    case BR_CK_LISTEN:
+        if (a->num_listen != b->num_listen)
+            return 0;
+        for (size_t i = 0; i < a->num_listen; i++)
+            if (a->listen[i].port != b->listen[i].port || strcmp(a->listen[i].host, b->listen[i].host) != 0)
+                return 0;
+        return 1;
+    case BR_CK_UINT:
+        return *(const unsigned *)pa == *(const unsigned *)pb;
+    case BR_CK_BOOL:
+        return *(const int *)pa == *(const int *)pb;
+    case BR_CK_SIZE:
+    case BR_CK_DURATION_MS:
+    case BR_CK_DURATION_S:
+        return *(const uint64_t *)pa == *(const uint64_t *)pb;
+    case BR_CK_STRING:
+    case BR_CK_OPT_STRING:
+        return opt_str_eq(*(char *const *)pa, *(char *const *)pb);
+    default:
+        abort(); /* a restart key of a type added to the table without a case here */
+    }
+}
+
+/* Copies k's value from src into dst (strings duplicated, dst's freed). */
+static void key_value_copy(const br_config_key_t *k, br_config_t *dst, const br_config_t *src)
+{
+    char *pd = (char *)dst + k->offset;
+    const char *ps = (const char *)src + k->offset;
+    switch (k->type) {
+    case BR_CK_LISTEN:
+        for (size_t i = 0; i < dst->num_listen; i++)
+            free(dst->listen[i].host);
+        for (size_t i = 0; i < src->num_listen; i++) {
+            dst->listen[i].port = src->listen[i].port;
+            dst->listen[i].host = br_strndup(src->listen[i].host, strlen(src->listen[i].host));
+        }
+        dst->num_listen = src->num_listen;
+        break;
+    case BR_CK_UINT:
+        *(unsigned *)pd = *(const unsigned *)ps;
+        break;
+    case BR_CK_BOOL:
+        *(int *)pd = *(const int *)ps;
+        break;
+    case BR_CK_SIZE:
+    case BR_CK_DURATION_MS:
+    case BR_CK_DURATION_S:
+        *(uint64_t *)pd = *(const uint64_t *)ps;
+        break;
+    case BR_CK_STRING:
+    case BR_CK_OPT_STRING: {
+        const char *s = *(char *const *)ps;
+        free(*(char **)pd);
+        *(char **)pd = s != NULL ? br_strndup(s, strlen(s)) : NULL;
+        break;
+    }
+    default:
+        abort();
+    }
+}
+
+size_t br_config_keep_restart_keys(const br_config_t *old, br_config_t *nw, void (*report)(void *ctx, const char *where),
+                                   void *ctx)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(restart_keys) / sizeof(restart_keys[0]); i++) {
+        const br_config_key_t *k = br_config__find(restart_keys[i].section, restart_keys[i].name, strlen(restart_keys[i].name));
+        if (k == NULL || key_value_eq(k, old, nw))
+            continue;
+        char where[1200];
+        describe_key(nw, k, where, sizeof(where));
+        report(ctx, where);
+        key_value_copy(k, nw, old);
+        n++;
+    }
+    return n;
+}

@@ -1,6 +1,7 @@
 /*
  * berth configuration: one YAML file (libyaml) read into one struct before any
- * thread starts, then never changed. Every value has a default, so berth runs
+ * thread starts, then never changed (a reload reads a new struct; the server
+ * swaps it in whole). Every value has a default, so berth runs
  * with no file at all. Environment variables BERTH_<SECTION>_<KEY> (upper case,
  * e.g. BERTH_STORAGE_ROOT, BERTH_LIMITS_MAX_BODY_SIZE) override the file.
  *
@@ -235,6 +236,15 @@ int br_config_check_files(const br_config_t *c, char *err, size_t errsize);
 /* Records that the key named section.name (section NULL for a top-level key)
  * was set from source (for flags that override the config). */
 void br_config_set_origin(br_config_t *c, const char *section, const char *name, br_config_source_t source);
+
+/* For a reload: each key that takes effect only at start (listen, threads,
+ * http2, storage.root, storage.fsync, limits.max_body_size,
+ * limits.request_deadline, limits.idle_timeout, limits.drain_timeout) whose
+ * value in nw differs from old gets old's value back in nw, after
+ * report(ctx, where) with where = "file:line:col: key" (or the variable, or
+ * the key name; as br_config_check_files). Returns how many were reset. */
+size_t br_config_keep_restart_keys(const br_config_t *old, br_config_t *nw, void (*report)(void *ctx, const char *where),
+                                   void *ctx);
 
 /* Parses "host:port", "[v6]:port" or ":port" into l (l->host heap-allocated).
  * Returns 0 or BR_E_CONFIG with a message in err. */

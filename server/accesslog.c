@@ -120,6 +120,9 @@ static br_str_t env_value(h2o_req_t *req, const char *name, size_t len)
 void br_access_log(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
+    /* The logger is always registered, so that a reload can turn it on. */
+    if (!br_cfg()->log.access_log)
+        return;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     const struct timeval *begin = &req->timestamps.request_begin_at;
@@ -163,7 +166,7 @@ void br_access_log(h2o_logger_t *self, h2o_req_t *req)
 
     char line[2048];
     int n;
-    if (br_srv.config->log.format == BR_LOG_JSON)
+    if (br_cfg()->log.format == BR_LOG_JSON)
         n = snprintf(line, sizeof(line),
                      "{\"time\":\"%s\",\"type\":\"access\",\"peer\":\"%s\",\"user\":\"%s\",\"method\":\"%s\",\"path\":\"%s\","
                      "\"proto\":\"%s\",\"status\":%d,\"bytes_in\":%zu,\"bytes_out\":%zu,\"ms\":%.3f,\"id\":\"%s\"}",

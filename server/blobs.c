@@ -178,7 +178,7 @@ int br_handle_blob(h2o_req_t *req, const br_match_t *m)
     br_store_t *st = br_srv.store;
 
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))) {
-        if (!br_srv.config->storage.delete_enabled)
+        if (!br_cfg()->storage.delete_enabled)
             return br_send_error(req, BR_E_UNSUPPORTED, "deletes are disabled on this registry");
         int err = br_blob_unlink(st, m->name, &d);
         if (err != 0)

@@ -27,22 +27,30 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t wake;
     volatile int stop;
+    int reconfigured; /* settings changed: the wait starts again with the new interval */
+    /* its own copy of the gc settings (under lock): a reload frees the config */
+    uint64_t interval_s, grace_s;
+    int untagged_delete;
 } collector = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 static void *collector_main(void *arg)
 {
-    const br_config_t *c = arg;
+    (void)arg;
     pthread_mutex_lock(&collector.lock);
     while (!collector.stop) {
         struct timespec until;
         clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)c->gc.interval_s;
-        while (!collector.stop && pthread_cond_timedwait(&collector.wake, &collector.lock, &until) != ETIMEDOUT)
+        until.tv_sec += (time_t)collector.interval_s;
+        collector.reconfigured = 0;
+        while (!collector.stop && !collector.reconfigured &&
+               pthread_cond_timedwait(&collector.wake, &collector.lock, &until) != ETIMEDOUT)
             ;
         if (collector.stop)
             break;
+        if (collector.reconfigured)
+            continue;
+        br_gc_options_t o = {.grace_s = collector.grace_s, .untagged_delete = collector.untagged_delete, .cancel = &collector.stop};
         pthread_mutex_unlock(&collector.lock);
-        br_gc_options_t o = {.grace_s = c->gc.grace_s, .untagged_delete = c->gc.untagged_delete, .cancel = &collector.stop};
         br_gc_stats_t st;
         uint64_t t0 = br_now_ms();
         int err = br_store_gc(br_srv.store, &o, &st);
@@ -61,10 +69,13 @@ static void *collector_main(void *arg)
 
 void br_gc_start(const br_config_t *c)
 {
+    collector.interval_s = c->gc.interval_s;
+    collector.grace_s = c->gc.grace_s;
+    collector.untagged_delete = c->gc.untagged_delete;
     if (c->gc.interval_s == 0)
         return;
     collector.stop = 0;
-    if (pthread_create(&collector.tid, NULL, collector_main, (void *)c) != 0) {
+    if (pthread_create(&collector.tid, NULL, collector_main, NULL) != 0) {
         br_error("gc: cannot start the collector thread: %s", strerror(errno));
         return;
     }
@@ -81,6 +92,24 @@ void br_gc_stop(void)
     pthread_mutex_unlock(&collector.lock);
     pthread_join(collector.tid, NULL);
     collector.running = 0;
+}
+
+void br_gc_reconfigure(const br_config_t *c)
+{
+    if (c->gc.interval_s == 0 || !collector.running) {
+        br_gc_stop();
+        br_gc_start(c);
+        return;
+    }
+    pthread_mutex_lock(&collector.lock);
+    /* An unchanged interval keeps its schedule: frequent reloads must not
+     * postpone collections for ever. */
+    collector.reconfigured = collector.interval_s != c->gc.interval_s;
+    collector.interval_s = c->gc.interval_s;
+    collector.grace_s = c->gc.grace_s;
+    collector.untagged_delete = c->gc.untagged_delete;
+    pthread_cond_signal(&collector.wake);
+    pthread_mutex_unlock(&collector.lock);
 }
 
 /* ---- berth gc --------------------------------------------------------------------- */

@@ -203,7 +203,7 @@ static void log_refusal(const unsigned char *addr, const char *cap, unsigned lim
  * evicting idle connections; the client record, or NULL when refused. */
 static client_t *conn_admit(const unsigned char *addr)
 {
-    const br_config_t *cfg = br_srv.config;
+    const br_config_t *cfg = br_cfg();
     const char *cap = NULL;
     unsigned limit = 0;
     pthread_mutex_lock(&clients_lock);
@@ -449,8 +449,8 @@ static int open_listener(const br_listen_t *l)
 
 int br_listeners_bind(void)
 {
-    for (size_t i = 0; i < br_srv.config->num_listen; i++) {
-        int fd = open_listener(&br_srv.config->listen[i]);
+    for (size_t i = 0; i < br_cfg()->num_listen; i++) {
+        int fd = open_listener(&br_cfg()->listen[i]);
         if (fd == -1) {
             int err = errno;
             br_listeners_unbind();
@@ -539,7 +539,7 @@ static void release_spilled_input(h2o_socket_t *sock)
 static void on_sweep(h2o_timeout_entry_t *entry)
 {
     br_thread_t *t = H2O_STRUCT_FROM_MEMBER(br_thread_t, sweep_entry, entry);
-    uint64_t now = br_now_ms(), idle = br_srv.config->limits.idle_timeout_ms;
+    uint64_t now = br_now_ms(), idle = br_cfg()->limits.idle_timeout_ms;
     h2o_socket_cb h1 = __atomic_load_n(&h1_read_cb, __ATOMIC_RELAXED);
     for (h2o_linklist_t *l = t->conns.next; l != &t->conns; l = l->next) {
         br_conn_t *c = H2O_STRUCT_FROM_MEMBER(br_conn_t, link, l);

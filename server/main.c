@@ -4,11 +4,14 @@
  *   berth                         serve with embedded defaults
  *   berth serve [-c FILE] [--listen HOST:PORT]... [--root DIR]
  *   berth check-config -c FILE
+ *   berth reload [-c FILE] [--root DIR]
  *   berth version
  *
  * Start-up order matters: config (file, then environment, then flags), then
  * logging, then the store, then the one h2o_globalconf_t, then the threads.
- * Nothing global changes after the threads start.
+ * Nothing global changes after the threads start, except what a reload
+ * (SIGHUP) swaps in whole: the config snapshot, the TLS context, the log
+ * level and format, the collector's settings.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -39,11 +42,12 @@ static void usage_main(FILE *fp)
 {
     /* The first line names every command (tests/pkg/docs.sh checks it against
      * the list below and against berth(1)). */
-    fprintf(fp, "usage: berth [serve | check-config | version | hash-password | gen-key | gc | fsck | du] [options]\n"
+    fprintf(fp, "usage: berth [serve | check-config | reload | version | hash-password | gen-key | gc | fsck | du] [options]\n"
                 "\n"
                 "  berth                      serve with the embedded defaults (listen :5000, store ./berth-data)\n"
                 "  berth serve [options]      serve, optionally with a config file\n"
                 "  berth check-config -c FILE validate a config file and exit (1 on any error)\n"
+                "  berth reload [options]     make the berth serving the store re-read its config (SIGHUP)\n"
                 "  berth version              print the version\n"
                 "  berth hash-password [USER] bcrypt a password (from stdin) for the htpasswd file\n"
                 "  berth gen-key PATH [ALG]   write a new token signing key (ES256 or RS256)\n"
@@ -75,28 +79,25 @@ static void usage_check(FILE *fp)
 }
 
 /* Loads config: file (if any), environment, then command-line overrides.
- * Returns 0, or 1 after printing the error. */
-static int load_config(br_config_t *c, const char *path, char **listen, size_t num_listen, const char *root)
+ * Returns 0, or 1 with the error in err (errsize bytes). */
+static int load_config(br_config_t *c, const char *path, char **listen, size_t num_listen, const char *root, char *err,
+                       size_t errsize)
 {
-    char err[1024];
     br_config_init(c);
     if (path == NULL)
         path = getenv("BERTH_CONFIG");
-    if (path != NULL && br_config_load_file(c, path, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (path != NULL && br_config_load_file(c, path, err, errsize) != 0)
         return 1;
-    }
-    if (br_config_load_env(c, environ, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (br_config_load_env(c, environ, err, errsize) != 0)
         return 1;
-    }
     if (num_listen != 0) {
         for (size_t i = 0; i < c->num_listen; i++)
             free(c->listen[i].host);
         c->num_listen = 0;
         for (size_t i = 0; i < num_listen; i++) {
-            if (br_config_parse_listen(&c->listen[i], listen[i], err, sizeof(err)) != 0) {
-                fprintf(stderr, "--listen: %s\n", err);
+            char why[512];
+            if (br_config_parse_listen(&c->listen[i], listen[i], why, sizeof(why)) != 0) {
+                snprintf(err, errsize, "--listen: %s", why);
                 return 1;
             }
             c->num_listen++;
@@ -109,11 +110,19 @@ static int load_config(br_config_t *c, const char *path, char **listen, size_t n
         c->storage.root = br_strndup(root, strlen(root));
         br_config_set_origin(c, "storage", "root", BR_CONFIG_FROM_FLAG);
     }
-    if (br_config_validate(c, err, sizeof(err)) != 0 || br_config_check_files(c, err, sizeof(err)) != 0) {
-        fprintf(stderr, "%s\n", err);
+    if (br_config_validate(c, err, errsize) != 0 || br_config_check_files(c, err, errsize) != 0)
         return 1;
-    }
     return 0;
+}
+
+/* load_config, printing the error. */
+static int load_config_or_print(br_config_t *c, const char *path, char **listen, size_t num_listen, const char *root)
+{
+    char err[1024];
+    if (load_config(c, path, listen, num_listen, root, err, sizeof(err)) == 0)
+        return 0;
+    fprintf(stderr, "%s\n", err);
+    return 1;
 }
 
 /* 1 when every address host resolves to is a loopback address ("" = any). */
@@ -162,7 +171,7 @@ static int open_access_warning(const br_config_t *c, char *buf, size_t size)
 
 int br_cli_load_config(br_config_t *c, const char *path, const char *root)
 {
-    return load_config(c, path, NULL, 0, root);
+    return load_config_or_print(c, path, NULL, 0, root);
 }
 
 static void on_signal(int signo)
@@ -257,24 +266,107 @@ static int check_contents(const br_config_t *c)
     return ctx == NULL;
 }
 
-/* SIGHUP (thread 0): reload certificate and key. On failure the old ones stay. */
-static void reload_tls(void)
+/* What serve was started with, so that a reload reads the same sources. */
+static struct {
+    const char *path;
+    char **listen;
+    size_t num_listen;
+    const char *root;
+} sources;
+
+static void snapshot_release(br_snapshot_t *snap)
+{
+    if (snap == NULL || __atomic_sub_fetch(&snap->_refs, 1, __ATOMIC_ACQ_REL) != 0)
+        return;
+    if (snap->auth != NULL)
+        br_auth_destroy(snap->auth);
+    br_config_dispose(&snap->config);
+    free(snap);
+}
+
+void br_snapshot_update(br_thread_t *t)
+{
+    if (__atomic_load_n(&br_srv.generation, __ATOMIC_ACQUIRE) == t->snap->generation)
+        return;
+    pthread_mutex_lock(&br_srv.snapshot_lock);
+    br_snapshot_t *old = t->snap;
+    t->snap = br_srv.snapshot;
+    __atomic_add_fetch(&t->snap->_refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&br_srv.snapshot_lock);
+    snapshot_release(old);
+}
+
+static void on_restart_key(void *ctx, const char *where)
+{
+    (void)ctx;
+    br_warn("reload: %s: changed, needs restart; keeping the running value", where);
+}
+
+/* SIGHUP (thread 0): reads the config again from the sources serve started
+ * with and, when all of it loads (the file, the environment, every file it
+ * names, the auth state, the TLS certificate), publishes it as one new
+ * snapshot; each thread moves to it before its next request. Anything
+ * invalid changes nothing. Keys that need a restart keep their running
+ * values (logged). */
+static void reload(void)
 {
     br_srv.reload_requested = 0;
-    if (br_srv.ssl_ctx == NULL)
-        return;
-    SSL_CTX *ctx = build_ssl_ctx(br_srv.config);
-    if (ctx == NULL) {
-        br_error("tls: reload failed; keeping the current certificate");
-        return;
+    br_snapshot_t *cur = br_srv.snapshot; /* only this thread replaces it */
+    br_snapshot_t *nw = br_calloc(1, sizeof(*nw));
+    SSL_CTX *ssl_ctx = NULL;
+    char err[1024];
+    if (load_config(&nw->config, sources.path, sources.listen, sources.num_listen, sources.root, err, sizeof(err)) != 0 ||
+        br_auth_create(&nw->auth, &nw->config, err, sizeof(err)) != 0) {
+        br_error("reload: %s", err);
+        goto Fail;
     }
-    pthread_mutex_lock(&br_srv.tls_lock);
-    SSL_CTX *old = br_srv.ssl_ctx;
-    br_srv.ssl_ctx = ctx;
-    br_srv.tls_generation++;
-    pthread_mutex_unlock(&br_srv.tls_lock);
-    SSL_CTX_free(old); /* threads and live connections hold their own references */
-    br_info("tls: certificate and key reloaded");
+    if ((cur->config.tls.certificate == NULL) != (nw->config.tls.certificate == NULL)) {
+        br_warn("reload: tls: turned %s, needs restart; keeping it %s", cur->config.tls.certificate == NULL ? "on" : "off",
+                cur->config.tls.certificate == NULL ? "off" : "on");
+        char *keep[] = {cur->config.tls.certificate, cur->config.tls.key, cur->config.tls.client_ca};
+        char **to[] = {&nw->config.tls.certificate, &nw->config.tls.key, &nw->config.tls.client_ca};
+        for (size_t i = 0; i < 3; i++) {
+            free(*to[i]);
+            *to[i] = keep[i] != NULL ? br_strndup(keep[i], strlen(keep[i])) : NULL;
+        }
+    }
+    if (nw->config.tls.certificate != NULL && (ssl_ctx = build_ssl_ctx(&nw->config)) == NULL) {
+        br_error("tls: reload failed; keeping the current certificate");
+        goto Fail;
+    }
+    br_config_keep_restart_keys(&cur->config, &nw->config, on_restart_key, NULL);
+
+    nw->_refs = 1; /* br_srv.snapshot's */
+    pthread_mutex_lock(&br_srv.snapshot_lock);
+    nw->generation = cur->generation + 1;
+    br_srv.snapshot = nw;
+    __atomic_store_n(&br_srv.generation, nw->generation, __ATOMIC_RELEASE);
+    pthread_mutex_unlock(&br_srv.snapshot_lock);
+    snapshot_release(cur);
+
+    br_log_setup(nw->config.log.level, nw->config.log.format);
+    br_gc_reconfigure(&nw->config);
+    if (ssl_ctx != NULL) {
+        pthread_mutex_lock(&br_srv.tls_lock);
+        SSL_CTX *old = br_srv.ssl_ctx;
+        br_srv.ssl_ctx = ssl_ctx;
+        br_srv.tls_generation++;
+        pthread_mutex_unlock(&br_srv.tls_lock);
+        SSL_CTX_free(old); /* threads and live connections hold their own references */
+        br_info("tls: certificate and key reloaded");
+    }
+    char warning[512];
+    if (open_access_warning(&nw->config, warning, sizeof(warning)))
+        br_warn("%s", warning);
+    br_info("reload: config reloaded (generation %u)", nw->generation);
+    return;
+
+Fail:
+    br_error("reload: nothing changed");
+    if (nw->auth != NULL)
+        br_auth_destroy(nw->auth);
+    br_config_dispose(&nw->config);
+    free(nw);
 }
 
 /* Picks up a reloaded SSL_CTX for new connections; connections already open
@@ -311,10 +403,9 @@ static void setup_globalconf(br_config_t *c)
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = br_on_req;
     br_conns_register(pathconf);
-    if (c->log.access_log) {
-        h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
-        logger->log_access = br_access_log;
-    }
+    /* always there: it checks log.access_log, which a reload may change */
+    h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
+    logger->log_access = br_access_log;
 
     /* Large request bodies spill to a file on the storage volume
      * instead of RAM (h2o maps it); the template is global to h2o. */
@@ -365,6 +456,10 @@ static int start_report(int failed, int wait)
 
 static int thread_start(br_thread_t *t)
 {
+    pthread_mutex_lock(&br_srv.snapshot_lock);
+    t->snap = br_srv.snapshot;
+    __atomic_add_fetch(&t->snap->_refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&br_srv.snapshot_lock);
     t->loop = h2o_evloop_create();
     h2o_context_init(&t->ctx, t->loop, &br_srv.globalconf);
     t->accept_ctx.ctx = &t->ctx;
@@ -414,11 +509,13 @@ static void thread_stop(br_thread_t *t)
     }
     br_list_cache_clear();
     drain_recycled_buffers();
+    snapshot_release(t->snap);
+    t->snap = NULL;
 }
 
 static void log_listening(void)
 {
-    const br_config_t *c = br_srv.config;
+    const br_config_t *c = br_cfg();
     for (size_t i = 0; i < c->num_listen; i++)
         br_info("berth %s listening on %s%s%s:%u (%s, %zu threads), store %s", PACKAGE_VERSION,
                 strchr(c->listen[i].host, ':') != NULL ? "[" : "", c->listen[i].host[0] ? c->listen[i].host : "0.0.0.0",
@@ -432,6 +529,7 @@ static void *thread_main(void *arg)
     br_thread = t;
     if (!start_report(thread_start(t) != 0, 1)) {
         thread_stop(t);
+        br_thread = NULL;
         return NULL;
     }
     br_sweep_start(t);
@@ -445,7 +543,7 @@ static void *thread_main(void *arg)
             /* Stop accepting, ask HTTP/2 peers to go away, let requests in flight finish. */
             br_listeners_close(t);
             h2o_context_request_shutdown(&t->ctx);
-            t->drain_deadline_ms = br_now_ms() + br_srv.config->limits.drain_timeout_ms;
+            t->drain_deadline_ms = br_now_ms() + br_cfg()->limits.drain_timeout_ms;
             br_sweep_now(t);
         }
         if (t->drain_deadline_ms != 0 && br_now_ms() >= t->drain_deadline_ms)
@@ -455,18 +553,25 @@ static void *thread_main(void *arg)
         if (t->index == 0) {
             br_uploads_maybe_purge();
             if (br_srv.reload_requested)
-                reload_tls();
+                reload();
         }
+        br_snapshot_update(t);
         thread_update_tls(t);
     }
     thread_stop(t);
+    br_thread = NULL; /* its snapshot is released: br_snap() is br_srv's again */
     return NULL;
 }
 
-static int serve(br_config_t *c)
+/* Serves with snap (its config loaded; serve owns it from here). */
+static int serve(br_snapshot_t *snap)
 {
     int ret = 1;
-    br_srv.config = c;
+    br_config_t *c = &snap->config;
+    pthread_mutex_init(&br_srv.snapshot_lock, NULL);
+    snap->_refs = 1;
+    snap->generation = br_srv.generation = 1;
+    br_srv.snapshot = snap;
     br_srv.started_at_ms = br_now_ms();
     br_log_setup(c->log.level, c->log.format);
 
@@ -475,7 +580,7 @@ static int serve(br_config_t *c)
      * fails on the config. */
     char aerr[1024];
     int err;
-    if ((err = br_auth_create(&br_srv.auth, c, aerr, sizeof(aerr))) != 0) {
+    if ((err = br_auth_create(&snap->auth, c, aerr, sizeof(aerr))) != 0) {
         br_error("%s", aerr);
         goto Exit;
     }
@@ -541,9 +646,52 @@ Exit:
     br_gc_stop();
     br_store_close(br_srv.store);
     br_srv.store = NULL;
-    if (br_srv.auth != NULL)
-        br_auth_destroy(br_srv.auth);
-    br_srv.auth = NULL;
+    return ret;
+}
+
+/* berth reload [-c FILE] [--root DIR]: checks the config as serve would load
+ * it and sends SIGHUP to the berth that serves its storage root, found by the
+ * lock it holds on <root>/berth.lock (no PID file to configure or go stale).
+ * The server reads the file again itself, with its own environment; its log
+ * says what the reload did. */
+static int cmd_reload(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"config", required_argument, NULL, 'c'}, {"root", required_argument, NULL, 'r'}, {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+    const char *path = NULL, *root = NULL;
+    int ch;
+    while ((ch = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
+        if (ch == 'c' || ch == 'r') {
+            *(ch == 'c' ? &path : &root) = optarg;
+            continue;
+        }
+        fprintf(ch == 'h' ? stdout : stderr, "usage: berth reload [-c FILE] [--root DIR]\n"
+                                             "\n"
+                                             "Checks FILE and sends SIGHUP to the berth serving its storage root (or DIR),\n"
+                                             "which then re-reads its config; keys that need a restart keep their values.\n");
+        return ch == 'h' ? 0 : 2;
+    }
+    if (optind != argc) {
+        fprintf(stderr, "berth: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    br_config_t c;
+    int ret = 1;
+    if (load_config_or_print(&c, path, NULL, 0, root) != 0 || check_contents(&c) != 0)
+        goto Exit;
+    long pid = br_store_server_pid(c.storage.root);
+    if (pid == 0) {
+        fprintf(stderr, "berth: no berth serves %s (nobody holds %s/berth.lock)\n", c.storage.root, c.storage.root);
+        goto Exit;
+    }
+    if (kill((pid_t)pid, SIGHUP) != 0) {
+        fprintf(stderr, "berth: cannot signal process %ld: %s\n", pid, strerror(errno));
+        goto Exit;
+    }
+    printf("sent SIGHUP to berth (process %ld) serving %s\n", pid, c.storage.root);
+    ret = 0;
+Exit:
+    br_config_dispose(&c);
     return ret;
 }
 
@@ -652,6 +800,8 @@ int main(int argc, char **argv)
         return br_cmd_fsck(argc, argv);
     if (strcmp(cmd, "du") == 0)
         return br_cmd_du(argc, argv);
+    if (strcmp(cmd, "reload") == 0)
+        return cmd_reload(argc, argv);
     if (strcmp(cmd, "version") == 0) {
         printf("berth %s (h2o %s, %s)\n", PACKAGE_VERSION, H2O_VERSION, OpenSSL_version(OPENSSL_VERSION));
         return 0;
@@ -701,7 +851,7 @@ int main(int argc, char **argv)
             usage_check(stderr);
             return 2;
         }
-        int bad = load_config(&config, config_path, NULL, 0, NULL) || check_contents(&config);
+        int bad = load_config_or_print(&config, config_path, NULL, 0, NULL) || check_contents(&config);
         char warning[512];
         if (!bad && open_access_warning(&config, warning, sizeof(warning)))
             fprintf(stderr, "%s: warning: %s\n", config_path, warning);
@@ -710,14 +860,21 @@ int main(int argc, char **argv)
         br_config_dispose(&config);
         return bad ? 1 : 0;
     }
-    if (load_config(&config, config_path, listen, num_listen, root) != 0) {
-        br_config_dispose(&config);
+    br_snapshot_t *snap = br_calloc(1, sizeof(*snap));
+    if (load_config_or_print(&snap->config, config_path, listen, num_listen, root) != 0) {
+        br_config_dispose(&snap->config);
+        free(snap);
         return 1;
     }
-    int ret = serve(&config);
+    sources.path = config_path;
+    sources.listen = listen;
+    sources.num_listen = num_listen;
+    sources.root = root;
+    int ret = serve(snap);
     if (br_srv.ssl_ctx != NULL)
         SSL_CTX_free(br_srv.ssl_ctx);
     free(threads);
-    br_config_dispose(&config);
+    snapshot_release(br_srv.snapshot);
+    br_srv.snapshot = NULL;
     return ret;
 }

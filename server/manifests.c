@@ -79,12 +79,12 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
     if (is_digest < 0)
         return br_send_error(req, is_digest, "invalid reference");
     br_str_t body = req->entity.base != NULL ? br_str(req->entity.base, req->entity.len) : br_str("", 0);
-    if (body.len > br_srv.config->limits.max_manifest_size)
+    if (body.len > br_cfg()->limits.max_manifest_size)
         return br_send_error(req, BR_E_TOO_LARGE, "manifest exceeds the size limit");
 
     br_manifest_t man;
     char err[512];
-    int r = br_manifest_parse(&man, body, br_req_header(req, H2O_TOKEN_CONTENT_TYPE), br_srv.config->limits.max_manifest_size,
+    int r = br_manifest_parse(&man, body, br_req_header(req, H2O_TOKEN_CONTENT_TYPE), br_cfg()->limits.max_manifest_size,
                               err, sizeof(err));
     if (r != 0)
         return br_send_error(req, r, err);
@@ -179,7 +179,7 @@ static int handle_get(h2o_req_t *req, const br_match_t *m)
 
 static int handle_delete(h2o_req_t *req, const br_match_t *m)
 {
-    if (!br_srv.config->storage.delete_enabled)
+    if (!br_cfg()->storage.delete_enabled)
         return br_send_error(req, BR_E_UNSUPPORTED, "deletes are disabled on this registry");
     br_digest_t d;
     int r = parse_reference(m->reference, &d);

@@ -474,7 +474,7 @@ static int authorize(h2o_req_t *req, br_match_t *m)
             ar.from = from;
     }
     br_auth_result_t *res = h2o_mem_alloc_pool(&req->pool, sizeof(*res));
-    int denied = br_auth_check(br_srv.auth, &ar, res) != 0 || !res->allowed;
+    int denied = br_auth_check(br_snap()->auth, &ar, res) != 0 || !res->allowed;
     br_access_subject(req, res->user);
     if (denied) {
         send_auth_headers(req, res->www_authenticate, res->retry_after);
@@ -488,7 +488,7 @@ static int authorize(h2o_req_t *req, br_match_t *m)
 
 int br_may_pull(const br_match_t *m, br_str_t name)
 {
-    return m->auth == NULL || br_auth_may(br_srv.auth, m->auth, name, BR_AUTH_PULL);
+    return m->auth == NULL || br_auth_may(br_snap()->auth, m->auth, name, BR_AUTH_PULL);
 }
 
 /* GET/POST on the configured token path: berth's own token issuer. */
@@ -508,7 +508,7 @@ static int handle_token(h2o_req_t *req)
         .client = peer_address(req),
     };
     br_auth_token_response_t *resp = h2o_mem_alloc_pool(&req->pool, sizeof(*resp));
-    br_auth_issue(br_srv.auth, &tr, resp);
+    br_auth_issue(br_snap()->auth, &tr, resp);
     br_access_subject(req, resp->user);
     send_auth_headers(req, resp->www_authenticate, resp->retry_after);
     br_add_header_token(req, H2O_TOKEN_CACHE_CONTROL, "no-store", 8);
@@ -550,6 +550,9 @@ static int to_origin_form(h2o_req_t *req)
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
+    /* A reload applies from the next request, also on a connection that is
+     * already open and on a thread still blocked in poll when it happened. */
+    br_snapshot_update(br_thread);
     br_request_id(req);
     br_add_header(req, "Docker-Distribution-API-Version", "registry/2.0", strlen("registry/2.0"));
 
@@ -565,7 +568,7 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t head = req->path.len + req->method.len;
     for (size_t i = 0; i < req->headers.size; i++)
         head += req->headers.entries[i].name->len + req->headers.entries[i].value.len + 4;
-    if (head > br_srv.config->limits.header_size) {
+    if (head > br_cfg()->limits.header_size) {
         req->http1_is_persistent = 0;
         return br_send_error_code(req, 431, "SIZE_INVALID", "request header fields too large", NULL);
     }
@@ -574,7 +577,7 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     br_str_t path = br_str(req->path.base, plen);
-    const char *token_path = br_srv.config->auth.token.path;
+    const char *token_path = br_cfg()->auth.token.path;
     if (token_path != NULL && token_path[0] != '\0' && br_str_eq(path, br_cstr(token_path)))
         return handle_token(req);
     if (!(path.len >= 4 && memcmp(path.base, "/v2/", 4) == 0) && !br_str_eq(path, BR_STR("/v2")))
@@ -598,7 +601,7 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
         else
             m.access = BR_ACCESS_PUSH;
     }
-    if (br_auth_enabled(br_srv.auth) && authorize(req, &m) != 0)
+    if (br_auth_enabled(br_snap()->auth) && authorize(req, &m) != 0)
         return 0;
     return routes[m.route].fn(req, &m);
 }

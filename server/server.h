@@ -16,8 +16,25 @@
 
 /* ---- process-wide state (built before threads start, then read-only) ----- */
 
+/* What a reload replaces as one: the config and the auth state built from it.
+ * Never changed once published. Each event-loop thread holds a reference to
+ * the snapshot it serves with and moves to a newer one only between requests
+ * (at each loop iteration and as a request starts, see br_snapshot_update),
+ * so a request sees one snapshot from start to end as long as it keeps no
+ * pointer into it across loop iterations (nothing does: handlers read
+ * br_cfg() when they need a value). The last reference frees it, on whichever
+ * thread drops it (config and auth hold no h2o objects). */
+typedef struct st_br_snapshot_t {
+    br_config_t config;
+    br_auth_t *auth; /* allows everything when the config has no auth section */
+    unsigned generation;
+    unsigned _refs; /* atomic */
+} br_snapshot_t;
+
 typedef struct st_br_server_t {
-    br_config_t *config;
+    br_snapshot_t *snapshot; /* the newest; replaced by thread 0 under snapshot_lock */
+    pthread_mutex_t snapshot_lock;
+    unsigned generation; /* of snapshot; read without the lock to notice a reload */
     br_store_t *store;
     h2o_globalconf_t globalconf;
     h2o_hostconf_t *hostconf;
@@ -25,7 +42,6 @@ typedef struct st_br_server_t {
     pthread_mutex_t tls_lock;
     unsigned tls_generation;                /* bumped on each successful reload */
     volatile sig_atomic_t reload_requested; /* SIGHUP */
-    br_auth_t *auth;  /* allows everything when the config has no auth section */
     volatile sig_atomic_t shutdown_requested;
     uint64_t started_at_ms;
 } br_server_t;
@@ -54,9 +70,25 @@ typedef struct st_br_thread_t {
     size_t num_conns;
     uint64_t drain_deadline_ms; /* set when shutdown starts */
     unsigned tls_generation;    /* of the SSL_CTX in accept_ctx (this thread holds a reference) */
+    br_snapshot_t *snap;        /* config and auth this thread serves with (holds a reference) */
 } br_thread_t;
 
 extern __thread br_thread_t *br_thread;
+
+/* The snapshot the calling code runs under: its loop thread's, else (the main
+ * thread before the loops start and after they end) the newest. Other threads
+ * (the collector) must not call it. Valid until the caller returns to the
+ * loop. */
+static inline const br_snapshot_t *br_snap(void)
+{
+    return br_thread != NULL ? br_thread->snap : br_srv.snapshot;
+}
+static inline const br_config_t *br_cfg(void)
+{
+    return &br_snap()->config;
+}
+/* Moves thread t to the newest snapshot if a reload published one (main.c). */
+void br_snapshot_update(br_thread_t *t);
 
 /* ---- listeners and connections (listen.c) ---------------------------------- */
 
@@ -219,6 +251,10 @@ void br_add_digest_headers(h2o_req_t *req, const br_digest_t *d, int etag);
  * collection between batches) before the store closes. */
 void br_gc_start(const br_config_t *c);
 void br_gc_stop(void);
+/* After a reload (thread 0): the collector takes c's gc settings (copied);
+ * a changed interval counts from now; interval 0 stops it, a first non-zero
+ * one starts it. */
+void br_gc_reconfigure(const br_config_t *c);
 /* Commands (gc.c): `berth gc`; argv[0] is the command name. Exit status. */
 int br_cmd_gc(int argc, char **argv);
 /* Config as serve loads it (file, environment, --root), for commands: 0, or

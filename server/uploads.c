@@ -304,7 +304,7 @@ void br_uploads_maybe_purge(void)
     if (now < next_ms)
         return;
     next_ms = now + 60 * 1000;
-    int n = br_upload_purge(br_srv.store, br_srv.config->storage.upload_purge_age_s);
+    int n = br_upload_purge(br_srv.store, br_cfg()->storage.upload_purge_age_s);
     if (n > 0)
         br_info("purged %d abandoned upload%s", n, n == 1 ? "" : "s");
     else if (n < 0)

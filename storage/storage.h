@@ -82,6 +82,10 @@ void br_store_close(br_store_t *s);
  * br_store_open returned EBUSY: the process holding the store), or 0 when
  * there is none or the file does not hold one. */
 long br_store_lock_owner(const char *root);
+/* The process that holds <root>/berth.lock now (a serving berth), from the
+ * kernel's lock table (/proc/locks); 0 when none does or it cannot be read.
+ * Takes no lock itself. */
+long br_store_server_pid(const char *root);
 /* "<root>/tmp", NUL-terminated; owned by s. */
 const char *br_store_tmp_dir(br_store_t *s);
 

@@ -57,6 +57,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <unistd.h>
 #include "storage/internal.h"
 
@@ -566,6 +567,32 @@ long br_store_lock_owner(const char *root)
     char *end;
     long pid = strtol(buf, &end, 10);
     return pid > 0 && (*end == '\n' || *end == '\0') ? pid : 0;
+}
+
+long br_store_server_pid(const char *root)
+{
+    /* The kernel's table of locks, not the PID in the file: after a kill -9
+     * the file still names a process that is gone, or by now another
+     * program. Reading the table takes no lock, so a server starting at the
+     * same moment is not disturbed. */
+    char path[PATH_MAX], line[256], type[16];
+    struct stat st;
+    snprintf(path, sizeof(path), "%s/" BR_LOCK_FILE, root);
+    if (stat(path, &st) != 0)
+        return 0;
+    FILE *fp = fopen("/proc/locks", "re");
+    if (fp == NULL)
+        return 0;
+    long pid = 0, p;
+    unsigned maj, min;
+    unsigned long ino;
+    while (pid == 0 && fgets(line, sizeof(line), fp) != NULL) {
+        if (sscanf(line, "%*d: %15s %*s %*s %ld %x:%x:%lu", type, &p, &maj, &min, &ino) == 5 && strcmp(type, "FLOCK") == 0 &&
+            maj == major(st.st_dev) && min == minor(st.st_dev) && ino == (unsigned long)st.st_ino && p > 0)
+            pid = p;
+    }
+    fclose(fp);
+    return pid;
 }
 
 int br_store_open(br_store_t **out, const char *root, const br_store_options_t *opts)

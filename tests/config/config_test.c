@@ -900,6 +900,49 @@ static void test_check_files(void)
     unlink(path);
 }
 
+/* br_config_keep_restart_keys: what a reload may not change is reported with
+ * its position and put back; everything else stays as the new file says. */
+static char restart_report[8][256];
+static size_t restart_reports;
+static void on_restart(void *ctx, const char *where)
+{
+    (void)ctx;
+    if (restart_reports < 8)
+        snprintf(restart_report[restart_reports++], sizeof(restart_report[0]), "%s", where);
+}
+
+static void test_restart_keys(void)
+{
+    char err[1024], want[600];
+    br_config_t old, nw;
+    is_int(load(&old, "listen: \"127.0.0.1:5000\"\nstorage:\n  root: /a\n  delete: true\nlimits:\n  max_body_size: 1GiB\n", err,
+                sizeof(err)),
+           0, "restart keys: old config loads");
+    is_int(load(&nw,
+                "listen: [\"127.0.0.1:5000\", \":5001\"]\nstorage:\n  root: /b\n  delete: false\nlimits:\n  max_body_size: 2GiB\n"
+                "log:\n  level: warn\n",
+                err, sizeof(err)),
+           0, "restart keys: new config loads");
+    restart_reports = 0;
+    is_int((int)br_config_keep_restart_keys(&old, &nw, on_restart, NULL), 3, "restart keys: three changed");
+    is_int((int)restart_reports, 3, "restart keys: each reported once");
+    snprintf(want, sizeof(want), "%s:1:1: listen", yaml_path);
+    is_str(restart_report[0], want, "restart keys: listen, with its position in the new file");
+    snprintf(want, sizeof(want), "%s:3:3: storage.root", yaml_path);
+    is_str(restart_report[1], want, "restart keys: storage.root");
+    snprintf(want, sizeof(want), "%s:6:3: limits.max_body_size", yaml_path);
+    is_str(restart_report[2], want, "restart keys: limits.max_body_size");
+    ok(nw.num_listen == 1 && nw.listen[0].port == 5000 && strcmp(nw.listen[0].host, "127.0.0.1") == 0,
+       "restart keys: listen put back");
+    is_str(nw.storage.root, "/a", "restart keys: storage.root put back");
+    ok(nw.limits.max_body_size == 1ULL << 30, "restart keys: max_body_size put back");
+    ok(nw.storage.delete_enabled == 0 && nw.log.level == BR_LOG_WARN, "restart keys: reloadable keys keep their new values");
+    restart_reports = 0;
+    is_int((int)br_config_keep_restart_keys(&old, &nw, on_restart, NULL), 0, "restart keys: nothing left to report");
+    br_config_dispose(&old);
+    br_config_dispose(&nw);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -922,6 +965,7 @@ int main(void)
     test_example();
     test_auth();
     test_check_files();
+    test_restart_keys();
 
     unlink(yaml_path);
     rmdir(tmpdir);

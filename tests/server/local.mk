@@ -39,3 +39,4 @@ tests_fuzz_h1chunk_fuzz_SOURCES = tests/fuzz/h1chunk_fuzz.c tests/fuzz/driver.c 
 tests_fuzz_h1chunk_fuzz_CFLAGS = $(BR_TEST_CFLAGS) -DBR_FUZZ_NAME='"h1chunk"'
 tests_fuzz_h1chunk_fuzz_LDADD = libbrcommon.a $(BR_EXT_LIBS)
 TESTS += tests/server/gc.sh
+TESTS += tests/server/reload.sh
