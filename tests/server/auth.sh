@@ -694,6 +694,13 @@ pages=$(page_catalog 250 -u "alice:$PW_ALICE")
 n_all=$(tr ',' '\n' <<<"$all" | wc -l)
 is "${pages//|/,}" "$all" "B: admin alice, n=250: the pages hold every name ($n_all), in order"
 is "$(tr '|' '\n' <<<"$pages" | awk -F, '{ printf "%d ", NF }')" "250 250 $((n_all - 500)) " "B: ... 250 a page, no empty page at the end"
+# one connection (one thread, whose listing cache must never serve a
+# filtered page): alice, anonymous, bob, alice again, each its own view
+out=$(curl -s -u "alice:$PW_ALICE" "$BR_URL/v2/_catalog?n=3" --next -s "$BR_URL/v2/_catalog?n=3" \
+    --next -s -u "bob:$PW_BOB2" "$BR_URL/v2/_catalog?n=3" --next -s -u "alice:$PW_ALICE" "$BR_URL/v2/_catalog?n=3" |
+    jq -r '.repositories | join(",")' | tr '\n' ' ')
+is "$out" "a/first,bob/app,hid/000 public/one,public/two bob/app,public/one,public/two a/first,bob/app,hid/000 " \
+    "B: one connection, the same catalog URL as alice, anonymous, bob, alice: each sees only its own names"
 http GET "/v2/_catalog?n=1&last=public%2Fone" >/dev/null
 is "$(jq -c .repositories "$BR_TMP/b") $(header Link)" '["public/two"] ' "B: anonymous, last=public/one: public/two and no Link"
 ok "B: berth stops cleanly" br_stop
