@@ -3,6 +3,7 @@ libbrserver_a_SOURCES = \
 	server/server.h \
 	server/listen.c \
 	server/router.c \
+	server/h2oerrors.c \
 	server/accesslog.c \
 	server/blobs.c \
 	server/uploads.c \

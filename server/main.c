@@ -403,8 +403,13 @@ static void setup_globalconf(br_config_t *c)
     h2o_handler_t *handler = h2o_create_handler(pathconf, sizeof(*handler));
     handler->on_req = br_on_req;
     br_conns_register(pathconf);
+    /* Requests h2o refuses before routing (a bad chunk size, a body over the
+     * limit) run on the fallback path: OCI error bodies, and logged too. */
+    br_h2o_errors_register(br_srv.hostconf);
     /* always there: it checks log.access_log, which a reload may change */
     h2o_logger_t *logger = h2o_create_logger(pathconf, sizeof(*logger));
+    logger->log_access = br_access_log;
+    logger = h2o_create_logger(&br_srv.hostconf->fallback_path, sizeof(*logger));
     logger->log_access = br_access_log;
 
     /* Large request bodies spill to a file on the storage volume

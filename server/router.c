@@ -82,7 +82,7 @@ static size_t json_quote(char *buf, size_t size, const char *s)
     return n;
 }
 
-int br_send_error_code(h2o_req_t *req, int status, const char *code, const char *message, const char *detail)
+h2o_iovec_t br_error_body(h2o_req_t *req, const char *code, const char *message, const char *detail)
 {
     size_t cap = 256 + strlen(message) * 6 + (detail != NULL ? strlen(detail) * 6 : 0);
     char *body = h2o_mem_alloc_pool(&req->pool, cap);
@@ -93,7 +93,13 @@ int br_send_error_code(h2o_req_t *req, int status, const char *code, const char 
         n += json_quote(body + n, cap - n, detail);
     }
     n += (size_t)snprintf(body + n, cap - n, "}]}");
-    br_send(req, status, "application/json; charset=utf-8", body, n);
+    return h2o_iovec_init(body, n);
+}
+
+int br_send_error_code(h2o_req_t *req, int status, const char *code, const char *message, const char *detail)
+{
+    h2o_iovec_t body = br_error_body(req, code, message, detail);
+    br_send(req, status, "application/json; charset=utf-8", body.base, body.len);
     return 0;
 }
 

@@ -185,6 +185,12 @@ void br_access_log(h2o_logger_t *self, h2o_req_t *req);
 int br_send_error(h2o_req_t *req, int err, const char *detail);
 /* Same, but with an explicit HTTP status and registered code. */
 int br_send_error_code(h2o_req_t *req, int status, const char *code, const char *message, const char *detail);
+/* The OCI error body {"errors":[{code, message, detail}]} in req->pool
+ * (detail may be NULL). */
+h2o_iovec_t br_error_body(h2o_req_t *req, const char *code, const char *message, const char *detail);
+/* Registers the filter that gives the errors h2o sends by itself (bad chunked
+ * framing, body too large, ...) the OCI error body (h2oerrors.c). */
+void br_h2o_errors_register(h2o_hostconf_t *hostconf);
 /* Sends a complete response with the given body (copied? no: body must live in
  * req->pool or static storage). Sets Content-Length. HEAD sends no body. */
 void br_send(h2o_req_t *req, int status, const char *content_type, const char *body, size_t len);

@@ -94,6 +94,14 @@ def new_session(repo):
     return h.get("location", "") if st == 202 else None
 
 
+def error_code(hdrs, body):
+    try:
+        assert hdrs.get("content-type", "").startswith("application/json")
+        return json.loads(body)["errors"][0]["code"]
+    except Exception:
+        return None
+
+
 def with_query(loc, q):
     return loc + ("&" if "?" in loc else "?") + q
 
@@ -154,9 +162,10 @@ for bad_name, bad in BAD:
         # berth closes at once; a server that keeps the connection open fails after 2 s
         data, closed = exchange([req_head + b"\r\n" + bad + hidden], timeout=2.0 * SLOWDOWN)
         st = statuses(data)
-        status, hdrs, _ = parse_response(data)
+        status, hdrs, body = parse_response(data)
         name = "%s: %s, size line %s" % (mode, carrier_name, bad_name)
         check(name + ": one 400 and nothing else", st == [400], st)
+        check(name + ": OCI error body", error_code(hdrs, body) == "UNSUPPORTED", body[:200])
         check(name + ": Connection: close, then closed",
               hdrs.get("connection", "").lower() == "close" and closed, "%s closed=%s" % (hdrs, closed))
         check(name + ": the hidden DELETE did not run", blob_there("victim", digest(victim)))
@@ -207,13 +216,26 @@ check("%s: ... and it reads back" % mode, request("GET", "/v2/good/blobs/" + dig
 data, _ = exchange([head("PUT", "/v2/carry/manifests/v1", (("Content-Type", MT), ("Transfer-Encoding", "chunked"),
                                                            ("Connection", "close"))) + b"\r\n" + chunked(manifest, [17])])
 check("%s: chunked manifest PUT: 201" % mode, statuses(data) == [201], statuses(data))
+
+# over the body limit (BERTH_LIMITS_MAX_BODY_SIZE below): h2o's own 413, with an OCI body too
+big = os.urandom(3 << 20)
+data, _ = exchange([head("POST", "/v2/good/blobs/uploads/?digest=" + digest(big),
+                         (OCT, ("Transfer-Encoding", "chunked"), ("Connection", "close"))) + b"\r\n" +
+                    chunked(big, [65536])])
+status, hdrs, body = parse_response(data)
+check("%s: chunked body over the limit: 413 SIZE_INVALID" % mode, status == 413 and error_code(hdrs, body) == "SIZE_INVALID",
+      "%s %s" % (status, body[:200]))
 PY
 
 run_checks() { # MODE PORT
     py_checks "$BR_TMP/check.py" "$2" "$1"
     ok "$1: server still running" server_alive
     ok "$1: server log clean" server_log_clean
+    # every refused body is in the access log; no smuggled DELETE ever is
+    is "$(grep -c 'access .* 400 ' "$BR_TMP/server.log")" $((12 * 5 * ${3:-1})) "$1: each refused body logged once as 400"
+    ok "$1: no DELETE in the access log" sh -c '! grep -q "\"DELETE /v2/victim" "$1"' sh "$BR_TMP/server.log"
 }
+export BERTH_LIMITS_MAX_BODY_SIZE=2MiB BERTH_LOG_ACCESS_LOG=true
 
 # ---- plain HTTP/1.1 ------------------------------------------------------------
 ok "berth starts" br_start
@@ -237,6 +259,6 @@ tls:
   key: $BR_TMP/key.pem
 EOF
 br_serve "$BR_TMP/tls.yaml" -k || { done_testing; exit 1; }
-run_checks tls "$PORT"
+run_checks tls "$PORT" 2
 ok "tls: berth stops cleanly" br_stop
 done_testing
