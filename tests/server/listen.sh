@@ -96,9 +96,11 @@ def closed_within(s, seconds):
 
 
 def close_all(socks):
+    """Closes them and gives the server time to see it (until then they still
+    count, and a closed idle one could make room for the next phase)."""
     for s in socks:
         s.close()
-    time.sleep(SETTLE)
+    time.sleep(1.0 * SLOWDOWN)
 
 
 # Per client: 20 idle keep-alive connections from 127.0.0.1, then a 21st.
