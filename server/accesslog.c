@@ -22,6 +22,7 @@
  * Nothing from the request's headers is written except a validated
  * X-Request-Id: they may carry credentials.
  */
+#include "berth_config.h"
 #include <inttypes.h>
 #include <netdb.h>
 #include <pthread.h>
@@ -163,6 +164,10 @@ void br_access_log(h2o_logger_t *self, h2o_req_t *req)
     clean_field(id, sizeof(id), rid);
     const char *proto = req->version >= 0x200 ? "HTTP/2" : req->version == 0x101 ? "HTTP/1.1" : "HTTP/1.0";
     size_t in = req->entity.base != NULL ? req->entity.len : 0;
+#if BR_PATCHED_H2O
+    if (req->body_stream != NULL) /* a body taken in pieces (server/h2o/0002) */
+        in = req->body_stream->received;
+#endif
 
     char line[2048];
     int n;

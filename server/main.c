@@ -391,6 +391,10 @@ static void setup_globalconf(br_config_t *c)
     h2o_config_init(g);
     g->server_name = h2o_iovec_init(H2O_STRLIT("berth"));
     g->max_request_entity_size = c->limits.max_body_size > SIZE_MAX ? SIZE_MAX : (size_t)c->limits.max_body_size;
+#if BR_PATCHED_H2O
+    /* Upload bodies are hashed and written as they arrive (server/h2o/0002). */
+    g->stream_request_body = br_wants_body_stream;
+#endif
     /* In h2o 2.2.5 this is a deadline for headers + whole body, not an idle
      * timeout, so it must cover the slowest upload berth accepts. */
     g->http1.req_timeout = c->limits.request_deadline_ms;
@@ -808,7 +812,9 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "reload") == 0)
         return cmd_reload(argc, argv);
     if (strcmp(cmd, "version") == 0) {
-        printf("berth %s (h2o %s, %s)\n", PACKAGE_VERSION, H2O_VERSION, OpenSSL_version(OPENSSL_VERSION));
+        /* "patched": berth's own h2o build (server/h2o/), whose features tests look for */
+        printf("berth %s (h2o %s %s, %s)\n", PACKAGE_VERSION, H2O_VERSION, BR_PATCHED_H2O ? "patched" : "system",
+               OpenSSL_version(OPENSSL_VERSION));
         return 0;
     }
     int is_serve = strcmp(cmd, "serve") == 0, is_check = strcmp(cmd, "check-config") == 0;

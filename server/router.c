@@ -553,6 +553,29 @@ static int to_origin_form(h2o_req_t *req)
     return 0;
 }
 
+/* Decides from the head alone (h2o has not run h2o_process_request yet, so
+ * only req->input is set); an absolute-form target is looked at in the origin
+ * form it carries, as to_origin_form will route it. */
+int br_wants_body_stream(h2o_req_t *req)
+{
+    h2o_iovec_t method = req->input.method;
+    br_str_t target = br_str(req->input.path.base, req->input.path.len), authority;
+    if ((target.len == 0 || target.base[0] != '/') && (req->version >= 0x200 || br_target_split(target, &authority, &target) != 0))
+        return 0;
+    const char *q = memchr(target.base, '?', target.len);
+    size_t plen = q != NULL ? (size_t)(q - target.base) : target.len;
+    if (plen <= 4 || memcmp(target.base, "/v2/", 4) != 0)
+        return 0;
+    br_match_t m;
+    if (match_route(br_str(target.base + 4, plen - 4), &m) != 0)
+        return 0;
+    if (m.route == BR_ROUTE_UPLOAD_START)
+        return h2o_memis(method.base, method.len, H2O_STRLIT("POST"));
+    if (m.route == BR_ROUTE_UPLOAD)
+        return h2o_memis(method.base, method.len, H2O_STRLIT("PATCH")) || h2o_memis(method.base, method.len, H2O_STRLIT("PUT"));
+    return 0;
+}
+
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;

@@ -2,13 +2,20 @@
  * Blob uploads: POST /v2/<name>/blobs/uploads/ (start, monolithic, mount) and
  * GET / PATCH / PUT / DELETE /v2/<name>/blobs/uploads/<uuid>.
  *
- * h2o 2.2.5 hands a handler the whole body at once (in RAM, or above 32 MiB
- * in a mapped spill file under <root>/tmp). A layer body can be gigabytes, so
- * it is written and hashed in BR_SLICE_SIZE steps, one per loop iteration
- * (br_defer), and the pages already written are released from the mapping as
- * we go. The body is never handed to another thread: HTTP/2 frees it when the
- * stream is reset, which disposes the job below first.
+ * With berth's patched h2o (server/h2o/0002) an HTTP/1 upload body is taken
+ * in pieces as it arrives: each piece is written and hashed, then h2o reads
+ * more (back-pressure: nothing more is read while a piece is being written), so
+ * receiving, hashing and writing overlap and memory stays flat.
+ *
+ * Otherwise (Debian's h2o 2.2.5, and HTTP/2) h2o hands the handler the whole
+ * body at once (in RAM, or above 32 MiB in a mapped spill file under
+ * <root>/tmp). A layer body can be gigabytes, so it is written and hashed in
+ * BR_SLICE_SIZE steps, one per loop iteration (br_defer), and the pages
+ * already written are released from the mapping as we go. The body is never
+ * handed to another thread: HTTP/2 frees it when the stream is reset, which
+ * disposes the job below first.
  */
+#include "berth_config.h"
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -30,14 +37,26 @@ typedef struct st_upload_job_t {
     br_digest_t digest;
     const char *body;
     size_t len, done, released;
+    uint64_t range_len; /* a streamed body's length per Content-Range, or UINT64_MAX */
 } upload_job_t;
+
+/* Lets go of the session; one this request created (monolithic) goes with it,
+ * so an upload that never completed leaves no trace. */
+static void drop_upload(upload_job_t *j)
+{
+    if (j->up == NULL)
+        return;
+    if (j->op == OP_MONOLITHIC)
+        br_upload_cancel(j->up);
+    br_upload_destroy(j->up);
+    j->up = NULL;
+}
 
 static void on_job_dispose(void *p)
 {
     upload_job_t *j = p;
     br_defer_cancel(&j->defer);
-    if (j->up != NULL)
-        br_upload_destroy(j->up);
+    drop_upload(j);
 }
 
 static void add_upload_headers(h2o_req_t *req, br_str_t name, br_upload_t *up)
@@ -128,9 +147,48 @@ static void run_slice(br_deferred_t *d)
         finish_job(j);
 }
 
+#if BR_PATCHED_H2O
+/* One piece of a streamed body (see h2o_req_body_state_t): written and hashed
+ * before h2o reads more. */
+static void on_body_piece(void *ctx, h2o_iovec_t piece, h2o_req_body_state_t state)
+{
+    upload_job_t *j = ctx;
+    h2o_req_t *req = j->req;
+    int err;
+
+    if (state == H2O_REQ_BODY_ABORTED)
+        return; /* the request is disposed next, and the job with it */
+    if (state == H2O_REQ_BODY_INVALID) {
+        drop_upload(j);
+        if (req->body_stream->status == 413)
+            br_send_error(req, BR_E_TOO_LARGE, NULL);
+        else
+            br_send_error(req, BR_E_BLOB_UPLOAD_INVALID, "malformed chunked encoding");
+        return;
+    }
+    if (piece.len != 0 && (err = br_upload_write(j->up, piece.base, piece.len)) != 0) {
+        drop_upload(j);
+        br_send_error(req, err, "cannot write upload");
+        return;
+    }
+    if (state == H2O_REQ_BODY_MORE) {
+        h2o_req_proceed_body(req);
+        return;
+    }
+    /* A chunked body's length is known only now; what it wrote past a wrong
+     * Content-Range is not saved, so the session stays where it was. */
+    if (j->range_len != UINT64_MAX && req->body_stream->received != 0 && req->body_stream->received != j->range_len) {
+        drop_upload(j);
+        br_send_error(req, BR_E_RANGE_INVALID, "Content-Range does not match the body");
+        return;
+    }
+    finish_job(j);
+}
+#endif
+
 /* Takes ownership of up: the job destroys it when done or when the request
- * goes away. */
-static void start_job(h2o_req_t *req, br_str_t name, br_upload_t *up, op_t op, const br_digest_t *d)
+ * goes away. range_len: the body's length per Content-Range, or UINT64_MAX. */
+static void start_job(h2o_req_t *req, br_str_t name, br_upload_t *up, op_t op, const br_digest_t *d, uint64_t range_len)
 {
     upload_job_t *j = h2o_mem_alloc_shared(&req->pool, sizeof(*j), on_job_dispose);
     memset(j, 0, sizeof(*j));
@@ -139,11 +197,39 @@ static void start_job(h2o_req_t *req, br_str_t name, br_upload_t *up, op_t op, c
     j->up = up;
     j->op = op;
     j->name = name;
+    j->range_len = range_len;
     if (d != NULL)
         j->digest = *d;
+#if BR_PATCHED_H2O
+    if (req->body_stream != NULL) {
+        h2o_req_read_body(req, on_body_piece, j);
+        return;
+    }
+#endif
     j->body = req->entity.base;
     j->len = req->entity.base != NULL ? req->entity.len : 0;
     run_slice(&j->defer);
+}
+
+/* 1 when the request carries a body (streamed bodies are never empty). */
+static int has_body(h2o_req_t *req)
+{
+#if BR_PATCHED_H2O
+    if (req->body_stream != NULL)
+        return 1;
+#endif
+    return req->entity.base != NULL && req->entity.len != 0;
+}
+
+/* The body's length when known before it is read (0 when there is none),
+ * else UINT64_MAX (a streamed chunked body). */
+static uint64_t body_length(h2o_req_t *req)
+{
+#if BR_PATCHED_H2O
+    if (req->body_stream != NULL)
+        return req->body_stream->length == SIZE_MAX ? UINT64_MAX : req->body_stream->length;
+#endif
+    return req->entity.base != NULL ? req->entity.len : 0;
 }
 
 /* Parses "<start>-<end>" (optionally after "bytes " or "bytes=", optionally
@@ -163,19 +249,23 @@ static int parse_content_range(br_str_t v, uint64_t *start, uint64_t *end)
     return 0;
 }
 
-/* Checks an optional Content-Range against the upload's size and the body. */
-static int check_content_range(h2o_req_t *req, br_upload_t *up)
+/* Checks an optional Content-Range against the upload's size and the body;
+ * *range_len gets the length it gives (UINT64_MAX without one), for a body
+ * whose length is known only at its end. */
+static int check_content_range(h2o_req_t *req, br_upload_t *up, uint64_t *range_len)
 {
+    *range_len = UINT64_MAX;
     br_str_t cr = br_req_header(req, H2O_TOKEN_CONTENT_RANGE);
     if (cr.len == 0)
         return 0;
-    uint64_t start, end, len = req->entity.base != NULL ? req->entity.len : 0;
+    uint64_t start, end, len = body_length(req);
     if (parse_content_range(cr, &start, &end) != 0)
         return BR_E_RANGE_INVALID;
     if (start != br_upload_size(up))
         return BR_E_RANGE_INVALID; /* out of order or overlapping chunk */
-    if (len != 0 && end - start + 1 != len)
+    if (len != 0 && len != UINT64_MAX && end - start + 1 != len)
         return BR_E_RANGE_INVALID;
+    *range_len = end - start + 1;
     return 0;
 }
 
@@ -240,12 +330,12 @@ int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
         return br_send_error(req, err, NULL);
     if (r == 1) {
         /* Monolithic upload: the whole blob in this one request. */
-        start_job(req, m->name, up, OP_MONOLITHIC, &d);
+        start_job(req, m->name, up, OP_MONOLITHIC, &d, UINT64_MAX);
         return 0;
     }
-    if (req->entity.base != NULL && req->entity.len != 0) {
+    if (has_body(req)) {
         /* A body without a digest is taken as the first chunk. */
-        start_job(req, m->name, up, OP_PATCH, NULL);
+        start_job(req, m->name, up, OP_PATCH, NULL, UINT64_MAX);
         return 0;
     }
     add_upload_headers(req, m->name, up);
@@ -287,13 +377,14 @@ int br_handle_upload(h2o_req_t *req, const br_match_t *m)
         br_send(req, 204, NULL, "", 0);
         return 0;
     }
-    if ((err = check_content_range(req, up)) != 0) {
+    uint64_t range_len;
+    if ((err = check_content_range(req, up, &range_len)) != 0) {
         /* Tell the client where the upload really stands so it can resume. */
         add_upload_headers(req, m->name, up);
         br_upload_destroy(up);
         return br_send_error(req, err, "Content-Range does not continue the upload");
     }
-    start_job(req, m->name, up, has_digest ? OP_PUT : OP_PATCH, has_digest ? &d : NULL);
+    start_job(req, m->name, up, has_digest ? OP_PUT : OP_PATCH, has_digest ? &d : NULL, range_len);
     return 0;
 }
 

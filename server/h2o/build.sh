@@ -16,7 +16,9 @@
 # Each build lives in h2o-<key>, where key hashes this script and every patch (name
 # and content), so changing the series builds anew and an unchanged series costs one
 # sha256sum. BR_H2O_DSC=/path/h2o_2.2.5*.dsc uses an already downloaded source
-# package instead of apt (offline machines).
+# package instead of apt (offline machines). BR_H2O_CFLAGS adds compiler flags
+# (configure --enable-sanitizers passes its own, so h2o's code, patches included,
+# is checked too); they are part of the key.
 set -euo pipefail
 
 link=${1:?usage: build.sh LINK}
@@ -32,7 +34,9 @@ die() {
 # file-name order, which the numbering fixes.
 patches=("$here"/[0-9][0-9][0-9][0-9]-*.patch)
 [ -e "${patches[0]}" ] || patches=()
+cflags=${BR_H2O_CFLAGS:-}
 key=$( (
+    echo "$cflags"
     cat "$here/build.sh"
     for p in "${patches[@]}"; do
         basename "$p"
@@ -75,7 +79,7 @@ if [ ! -f "$out/lib/libh2o-evloop.a" ]; then
     cmake -S "$src" -B "$work/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DBUILD_SHARED_LIBS=OFF -DCMAKE_POSITION_INDEPENDENT_CODE=ON \
         -DWITH_MRUBY=OFF -DWITH_BUNDLED_SSL=OFF -DDISABLE_LIBUV=ON \
-        -DCMAKE_C_FLAGS="-fstack-protector-strong -D_FORTIFY_SOURCE=2" >"$work/cmake.log" 2>&1 ||
+        -DCMAKE_C_FLAGS="-fstack-protector-strong -D_FORTIFY_SOURCE=2 $cflags" >"$work/cmake.log" 2>&1 ||
         die "cmake failed: $(tail -n 20 "$work/cmake.log")"
     make -C "$work/build" -j"$(nproc)" libh2o-evloop >"$work/make.log" 2>&1 ||
         die "make failed: $(tail -n 40 "$work/make.log")"
@@ -84,7 +88,7 @@ if [ ! -f "$out/lib/libh2o-evloop.a" ]; then
     cp "$work/build/libh2o-evloop.a" "$stage/lib/"
     cp -R "$src/include/." "$stage/include/"
     cp "$src/deps/picohttpparser/picohttpparser.h" "$stage/include/"
-    printf 'source %s\nseries %s\n' "$(basename "$src")" "$key" >"$stage/VERSION"
+    printf 'source %s\nseries %s\ncflags %s\n' "$(basename "$src")" "$key" "$cflags" >"$stage/VERSION"
     rm -rf "$out"
     mv "$stage" "$out"
 fi

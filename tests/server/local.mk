@@ -8,6 +8,7 @@ TESTS += tests/server/hostile.sh tests/server/slow.sh
 EXTRA_DIST += tests/server/robust_lib.sh tests/server/robust_lib.py
 TESTS += tests/server/http2.sh
 TESTS += tests/server/bigbody.sh
+TESTS += tests/server/stream.sh
 TESTS += tests/server/crash.sh
 TESTS += tests/server/soak.sh tests/server/listen.sh
 EXTRA_DIST += tests/server/soak.py

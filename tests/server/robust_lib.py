@@ -83,13 +83,14 @@ def is_closed(s):
         s.settimeout(old)
 
 
-def read_until_close(s, timeout):
-    """Reads until EOF/reset or timeout. Returns (data, closed, seconds)."""
+def read_until_close(s, timeout, until=None):
+    """Reads until EOF/reset or timeout, or until until(data) holds. Returns
+    (data, closed, seconds)."""
     t0 = time.monotonic()
     data = b""
     closed = False
     deadline = t0 + timeout
-    while True:
+    while until is None or not until(data):
         left = deadline - time.monotonic()
         if left <= 0:
             break
