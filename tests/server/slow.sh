@@ -31,9 +31,12 @@ for i in range(20):
     s.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\nX-Slow: ")
     loris.append([s, None])
 bodies = []
-st, h, _ = request(port, "POST", "/v2/slow/body/blobs/uploads/")
-loc = h.get("location", "/v2/slow/body/blobs/uploads/none")
 for i in range(5):
+    # one upload session each: a build that streams bodies (server/h2o/0002)
+    # answers a second PATCH to a busy session at once (409) instead of
+    # after its body
+    st, h, _ = request(port, "POST", "/v2/slow/body/blobs/uploads/")
+    loc = h.get("location", "/v2/slow/body/blobs/uploads/none")
     s = connect(port, src="127.0.0.4")
     s.sendall(("PATCH %s HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\nContent-Type: application/octet-stream\r\n\r\n" % loc).encode())
     bodies.append([s, None])
