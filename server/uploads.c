@@ -160,10 +160,12 @@ static void on_body_piece(void *ctx, h2o_iovec_t piece, h2o_req_body_state_t sta
         return; /* the request is disposed next, and the job with it */
     if (state == H2O_REQ_BODY_INVALID) {
         drop_upload(j);
+        /* the answers h2o gives a buffered body (server/h2oerrors.c) */
         if (req->body_stream->status == 413)
             br_send_error(req, BR_E_TOO_LARGE, NULL);
         else
-            br_send_error(req, BR_E_BLOB_UPLOAD_INVALID, "malformed chunked encoding");
+            br_send_error_code(req, 400, "UNSUPPORTED", "bad request",
+                               req->version >= 0x200 ? "body length differs from content-length" : "broken chunked-encoding");
         return;
     }
     if (piece.len != 0 && (err = br_upload_write(j->up, piece.base, piece.len)) != 0) {
