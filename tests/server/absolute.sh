@@ -128,6 +128,22 @@ for t in "http://" "http:///v2/" "http://u:p@127.0.0.1/v2/" "http://user@127.0.0
     is "$st $(jq -r '.errors[0].code' "$BR_TMP/b.raw" 2>/dev/null)" "400 UNSUPPORTED" "malformed target '$t': 400 with an OCI error"
 done
 ok "server still answers" test "$(curl -s -o /dev/null -w '%{http_code}' "$BR_URL/v2/")" = 200
+
+# HTTP/2's :path is origin-form only (RFC 9113 §8.3.1): an absolute URI there is malformed.
+. "$top_srcdir/tests/server/robust_lib.sh"
+py_checks - "$BR_PORT" <<'PY'
+import sys, time
+from robust_lib import *
+c = H2Conn(int(sys.argv[1]))
+c.send(frame(HEADERS, END_HEADERS | END_STREAM, 1, hpack_block("GET", "/v2/")))
+c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, hpack_block("GET", "http://127.0.0.1/v2/")))
+deadline = time.monotonic() + 5 * SLOWDOWN
+while time.monotonic() < deadline and not (1 in c.status and 3 in c.status) and not c.closed:
+    time.sleep(0.05)
+c.close()
+check("h2c :path /v2/: 200", c.status.get(1) == 200, c.status)
+check("h2c :path http://127.0.0.1/v2/: 400", c.status.get(3) == 400, c.status)
+PY
 ok "berth stops cleanly" br_stop
 
 # ---- with Basic auth: the same decisions in both forms --------------------------------
