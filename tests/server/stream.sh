@@ -1,13 +1,15 @@
 #!/bin/bash
-# Upload bodies over HTTP/1.1 as they arrive in pieces: chunked bodies cut at
-# every place (chunk lines split, tiny writes, pauses), pipelined requests after
-# a body, malformed chunking mid-body, clients that vanish mid-body (a PATCH
-# stays resumable where it was, a monolithic POST leaves nothing), and a body
-# past the size limit. Both builds must give these answers. With berth's patched
-# h2o (`berth version` says "patched"), which streams upload bodies
-# (server/h2o/0002), also: Expect: 100-continue is answered only once the upload
-# is known to exist, and memory stays flat (VmHWM, file pages included) while a
-# large body streams in.
+# Upload bodies as they arrive in pieces. HTTP/1.1: chunked bodies cut at every
+# place (chunk lines split, tiny writes, pauses), pipelined requests after a
+# body, malformed chunking mid-body, clients that vanish mid-body (a PATCH stays
+# resumable where it was, a monolithic POST leaves nothing), a body past the size
+# limit, an absolute-form target. HTTP/2 (h2c): a body in DATA frames, a reset
+# mid-body, a body shorter than its content-length. Both builds must give these
+# answers. With berth's patched h2o (`berth version` says "patched"), which
+# streams upload bodies (server/h2o/0002, 0004), also: an HTTP/2 answer before
+# the body's end resets the stream with NO_ERROR, Expect: 100-continue is
+# answered only once the upload is known to exist, and memory stays flat (VmHWM,
+# file pages included) while large bodies stream in.
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 . "$top_srcdir/tests/server/robust_lib.sh"
 
@@ -22,7 +24,7 @@ ok "berth starts" br_start
 [ -n "$BR_PID" ] || { done_testing; exit 1; }
 
 py_checks - "$BR_PORT" "$BR_PID" "$BR_ROOT" "$patched" <<'PY'
-import hashlib, os, random, sys, time
+import hashlib, os, random, sys, threading, time
 from robust_lib import *
 
 port, pid, root, patched = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4] == "1"
@@ -185,7 +187,83 @@ check("chunked body past max_body_size: 413 (or closed)", statuses(data) in ([41
 st, rng = session_range(loc)
 check("chunked body past max_body_size: session unchanged", st == 204 and rng == "0-0", (st, rng))
 
+# ---- an absolute-form target (RFC 9112 3.2.2) streams like an origin-form one ---
+loc = start_upload("stream/abs")
+piece = os.urandom(300000)
+raw = ("PATCH http://127.0.0.1:%d%s HTTP/1.1\r\nHost: x\r\nContent-Type: %s\r\nTransfer-Encoding: chunked\r\n"
+       "Connection: close\r\n\r\n" % (port, loc, OCT)).encode() + chunked(piece, rnd)
+data, _, _ = exchange(port, raw, timeout=10 * SLOWDOWN)
+_, h, _ = parse_response(data)
+check("absolute-form chunked PATCH: 202 with the body recorded", statuses(data) == [202] and h.get("range") == "0-%d" % (len(piece) - 1),
+      (statuses(data), h.get("range")))
+
+
+# ---- HTTP/2 (h2c): DATA frames, a reset mid-body, a wrong content-length -----------
+def h2_wait(c, sid, timeout=20.0 * SLOWDOWN):
+    with c.cv:
+        c.cv.wait_for(lambda: sid in c.status or sid in c.rsts or c.closed, timeout)
+        return c.status.get(sid), c.rsts.get(sid)
+
+
+def h2_patch(c, sid, loc, body, extra=(), end=True):
+    hdrs = [("content-type", OCT)] + list(extra)
+    c.send(frame(HEADERS, END_HEADERS, sid, hpack_block("PATCH", loc, extra=hdrs)))
+    return c.send_data(sid, body, end=end, timeout=30 * SLOWDOWN)
+
+
+loc = start_upload("stream/h2")
+body = os.urandom(24 << 20)
+c = H2Conn(port)
+h2_patch(c, 1, loc, body, extra=[("content-length", str(len(body)))])
+st, rs = h2_wait(c, 1)
+c.close()
+check("h2c PATCH of 24 MiB in DATA frames: 202", st == 202, (st, rs))
+st, h, _ = request(port, "GET", loc)
+check("h2c PATCH: the session holds the body", st == 204 and h.get("range") == "0-%d" % (len(body) - 1), (st, h.get("range")))
+st, _, _ = request(port, "PUT", loc + "?digest=sha256:" + sha256_hex(body))
+check("h2c PATCH: PUT ?digest → 201", st == 201, st)
+
+loc = start_upload("stream/h2reset")
+st, h, _ = request(port, "PATCH", loc, body=first, headers={"Content-Type": OCT})
+loc = h.get("location", loc)
+c = H2Conn(port)
+h2_patch(c, 1, loc, os.urandom(3 << 20), end=False)
+c.send(rst(1))
+time.sleep(0.3 * SLOWDOWN)
+c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, hpack_block("GET", "/v2/")))
+st3, _ = h2_wait(c, 3)
+c.close()
+check("h2c reset mid-body: the connection serves the next stream", st3 == 200, st3)
+st, rng = session_range(loc)
+check("h2c reset mid-body: session resumable at its last durable offset", st == 204 and rng == "0-%d" % (len(first) - 1), (st, rng))
+
+loc = start_upload("stream/h2len")
+c = H2Conn(port)
+h2_patch(c, 1, loc, os.urandom(5000), extra=[("content-length", "10000")])
+st, rs = h2_wait(c, 1)
+c.close()
+check("h2c body shorter than its content-length: refused (400 or RST_STREAM)", st == 400 or (st is None and rs is not None), (st, rs))
+st, rng = session_range(loc)
+check("h2c body shorter than its content-length: session unchanged", st == 204 and rng == "0-0", (st, rng))
+
 if patched:
+    # ---- HTTP/2: an answer before the body's end stops the client (RST_STREAM NO_ERROR)
+    c = H2Conn(port)
+    unknown = "/v2/stream/h2early/blobs/uploads/00000000-0000-4000-8000-000000000000"
+    c.send(frame(HEADERS, END_HEADERS, 1, hpack_block("PATCH", unknown, extra=[("content-type", OCT)])))
+    t = threading.Thread(target=c.send_data, args=(1, os.urandom(64 << 20)), kwargs={"timeout": 10 * SLOWDOWN}, daemon=True)
+    t.start()
+    st, _ = h2_wait(c, 1)
+    with c.cv:
+        c.cv.wait_for(lambda: 1 in c.rsts or c.closed, 5 * SLOWDOWN)
+    check("h2c PATCH to an unknown upload: 404 at once, then RST_STREAM NO_ERROR", st == 404 and c.rsts.get(1) == 0,
+          (st, c.rsts.get(1)))
+    t.join(15 * SLOWDOWN)
+    c.send(frame(HEADERS, END_HEADERS | END_STREAM, 3, hpack_block("GET", "/v2/")))
+    st3, _ = h2_wait(c, 3)
+    c.close()
+    check("h2c PATCH to an unknown upload: the connection serves the next stream", st3 == 200, st3)
+
     # ---- Expect: 100-continue is answered only for an upload that exists -----------
     raw = ("PATCH /v2/stream/cont/blobs/uploads/00000000-0000-4000-8000-000000000000 HTTP/1.1\r\nHost: x\r\n"
            "Content-Type: %s\r\nContent-Length: 1000000\r\nExpect: 100-continue\r\n\r\n" % OCT).encode()
