@@ -82,6 +82,7 @@ static br_config_rule_t *copy_rules(const br_config_rule_t *rules, size_t n)
         out[i].repository = br_strndup(rules[i].repository, strlen(rules[i].repository));
         out[i].users = copy_strv(rules[i].users, rules[i].num_users);
         out[i].groups = copy_strv(rules[i].groups, rules[i].num_groups);
+        out[i].tags = rules[i].tags != NULL ? copy_strv(rules[i].tags, rules[i].num_tags) : NULL;
     }
     return out;
 }
@@ -99,6 +100,7 @@ void br_config_dispose(br_config_t *c)
     br_config__groups_free(c->auth.groups, c->auth.num_groups);
     br_config__rules_free(c->auth.anonymous, c->auth.num_anonymous);
     br_config__rules_free(c->auth.rules, c->auth.num_rules);
+    br_config__rules_free(c->immutable, c->num_immutable);
     memset(c, 0, sizeof(*c));
 }
 
@@ -127,6 +129,7 @@ void br_config__copy(br_config_t *dst, const br_config_t *src)
     }
     dst->auth.anonymous = copy_rules(src->auth.anonymous, src->auth.num_anonymous);
     dst->auth.rules = copy_rules(src->auth.rules, src->auth.num_rules);
+    dst->immutable = copy_rules(src->immutable, src->num_immutable);
 }
 
 int br_config_validate(const br_config_t *c, char *err, size_t errsize)

@@ -28,6 +28,8 @@
  *     format: text                          # text | json
  *     access_log: true
  *   http2: true                             # h2 via ALPN on TLS; h2c prior knowledge on plain
+ *   immutable:                              # tags that never move once pushed
+ *     - {repository: "**", tags: ["v*"]}
  *   gc:                                     # garbage collection (storage/storage.h has the rules)
  *     interval: 1h                          # the server collects this often; 0 = never
  *     grace: 1h                             # what was linked or unreferenced more recently stays
@@ -84,8 +86,10 @@ typedef struct st_br_listen_t {
 #define BR_ACTION_DELETE 4u
 #define BR_ACTION_ALL (BR_ACTION_PULL | BR_ACTION_PUSH | BR_ACTION_DELETE)
 
-/* One auth rule: who (users, groups; both empty in the anonymous list) may do
- * which actions on the repositories matching a glob. */
+/* One rule for the repositories matching a glob. An auth rule: who (users,
+ * groups; both empty in the anonymous list) may do which actions. An
+ * immutable rule: which tags (globs, as repository globs but within a tag)
+ * may not move or go; users, groups and actions are empty then. */
 typedef struct st_br_config_rule_t {
     char *repository; /* glob: '*' within a path component, '**' across */
     char **users;
@@ -93,6 +97,8 @@ typedef struct st_br_config_rule_t {
     char **groups;
     size_t num_groups;
     unsigned actions; /* BR_ACTION_* */
+    char **tags;      /* immutable rules only */
+    size_t num_tags;
 } br_config_rule_t;
 
 typedef struct st_br_config_group_t {
@@ -148,6 +154,10 @@ typedef struct st_br_config_t {
     } log;
 
     int http2;
+
+    /* immutable: the most specific repository glob decides (as in auth.rules). */
+    br_config_rule_t *immutable;
+    size_t num_immutable;
 
     struct {
         uint64_t interval_s; /* 0 = no periodic collection */

@@ -41,6 +41,7 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {"log", "format", BR_CK_LOG_FORMAT, F(log.format), 0, 0},
     {"log", "access_log", BR_CK_BOOL, F(log.access_log), 0, 0},
     {NULL, "http2", BR_CK_BOOL, F(http2), 0, 0},
+    {NULL, "immutable", BR_CK_IMMUTABLE, F(immutable), 0, 0},
     /* 0 = no periodic collection. */
     {"gc", "interval", BR_CK_DURATION_S, F(gc.interval_s), 0, NO_MAX},
     {"gc", "grace", BR_CK_DURATION_S, F(gc.grace_s), 0, NO_MAX},
@@ -198,6 +199,9 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
     case BR_CK_ANON_RULES:
         snprintf(err, errsize, "'%s' must be a list of {repository, actions} mappings", name);
         break;
+    case BR_CK_IMMUTABLE:
+        snprintf(err, errsize, "'%s' must be a list of {repository, tags} mappings", name);
+        break;
     }
     return BR_E_CONFIG;
 }
@@ -250,6 +254,7 @@ void br_config__rules_free(br_config_rule_t *rules, size_t n)
         free(rules[i].repository);
         free_strv(rules[i].users, rules[i].num_users);
         free_strv(rules[i].groups, rules[i].num_groups);
+        free_strv(rules[i].tags, rules[i].num_tags);
     }
     free(rules);
 }
@@ -388,7 +393,7 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
      * a path short. */
     if (memchr(value, '\0', len) != NULL)
         return br_config__type_error(k, err, errsize);
-    if (k->type == BR_CK_GROUPS || k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES) {
+    if (k->type == BR_CK_GROUPS || k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE) {
         char name[128];
         snprintf(err, errsize, "'%s' can only be set in the YAML file", br_config__display(k, name, sizeof(name)));
         return BR_E_CONFIG;
@@ -466,6 +471,7 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
     case BR_CK_GROUPS:
     case BR_CK_RULES:
     case BR_CK_ANON_RULES:
+    case BR_CK_IMMUTABLE:
         break; /* refused above */
     }
     return br_config__type_error(k, err, errsize);

@@ -128,10 +128,25 @@ Exit:
     return ret;
 }
 
-/* One item of auth.rules or auth.anonymous into r (fields owned by r, also on error). */
-static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int anonymous, const yaml_node_t *item, br_config_rule_t *r)
+/* A tag glob: tag characters and '*' (which then matches any run of them). */
+static int tag_glob_valid(const char *s)
 {
-    const yaml_node_t *seen_actions = NULL;
+    size_t n = strlen(s);
+    if (n == 0 || n > BR_TAG_MAX)
+        return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!((s[i] >= 'a' && s[i] <= 'z') || (s[i] >= 'A' && s[i] <= 'Z') || (s[i] >= '0' && s[i] <= '9') || s[i] == '_' ||
+              s[i] == '.' || s[i] == '-' || s[i] == '*'))
+            return 0;
+    return 1;
+}
+
+/* One item of auth.rules, auth.anonymous (type BR_CK_ANON_RULES) or
+ * immutable (BR_CK_IMMUTABLE) into r (fields owned by r, also on error). */
+static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int type, const yaml_node_t *item, br_config_rule_t *r)
+{
+    int anonymous = type == BR_CK_ANON_RULES, immutable = type == BR_CK_IMMUTABLE;
+    const yaml_node_t *seen_actions = NULL, *seen_tags = NULL;
     char **actions = NULL;
     size_t num_actions = 0;
     int ret = 0;
@@ -151,13 +166,21 @@ static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int anonymous,
                 return fail_at(ctx, v->start_mark,
                                "'repository' must be a repository glob ([a-z0-9._/-], '*' within a path component, '**' across)");
             r->repository = br_strndup((const char *)v->data.scalar.value, v->data.scalar.length);
-        } else if (!anonymous && scalar_is(key, "users")) {
+        } else if (immutable && scalar_is(key, "tags")) {
+            if ((ret = read_words(ctx, "tags", v, &r->tags, &r->num_tags)) != 0)
+                return ret;
+            seen_tags = v;
+            for (size_t i = 0; i < r->num_tags; i++)
+                if (!tag_glob_valid(r->tags[i]))
+                    return fail_at(ctx, v->start_mark, "'tags' must be tag globs ([A-Za-z0-9_.-] and '*', at most 128), not '%s'",
+                                   r->tags[i]);
+        } else if (!anonymous && !immutable && scalar_is(key, "users")) {
             if ((ret = read_words(ctx, "users", v, &r->users, &r->num_users)) != 0)
                 return ret;
-        } else if (!anonymous && scalar_is(key, "groups")) {
+        } else if (!anonymous && !immutable && scalar_is(key, "groups")) {
             if ((ret = read_words(ctx, "groups", v, &r->groups, &r->num_groups)) != 0)
                 return ret;
-        } else if (scalar_is(key, "actions")) {
+        } else if (!immutable && scalar_is(key, "actions")) {
             if ((ret = read_words(ctx, "actions", v, &actions, &num_actions)) != 0)
                 return ret;
             seen_actions = v;
@@ -178,7 +201,9 @@ static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int anonymous,
     }
     if (r->repository == NULL)
         return fail_at(ctx, item->start_mark, "'%s' item needs 'repository'", list);
-    if (seen_actions == NULL)
+    if (immutable && seen_tags == NULL)
+        return fail_at(ctx, item->start_mark, "'%s' item needs 'tags'", list);
+    if (!immutable && seen_actions == NULL)
         return fail_at(ctx, item->start_mark, "'%s' item needs 'actions'", list);
     if (r->users == NULL)
         r->users = br_calloc(1, sizeof(char *));
@@ -201,7 +226,7 @@ static int apply_rules(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, cons
     int ret = 0;
     for (; n < count; n++) {
         const yaml_node_t *item = yaml_document_get_node(ctx->doc, v->data.sequence.items.start[n]);
-        if ((ret = read_rule(ctx, name, k->type == BR_CK_ANON_RULES, item, &rules[n])) != 0) {
+        if ((ret = read_rule(ctx, name, (int)k->type, item, &rules[n])) != 0) {
             n++; /* the half-read rule is freed too */
             goto Exit;
         }
@@ -267,7 +292,7 @@ static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, cons
 
     if (k->type == BR_CK_LISTEN && v->type == YAML_SEQUENCE_NODE)
         return apply_listen_sequence(ctx, v);
-    if (k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES)
+    if (k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE)
         return apply_rules(ctx, k, v);
     if (k->type == BR_CK_GROUPS)
         return apply_groups(ctx, k, v);

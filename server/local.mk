@@ -12,7 +12,8 @@ libbrserver_a_SOURCES = \
 	server/referrers.c \
 	server/gc.c \
 	server/fsck.c \
-	server/du.c
+	server/du.c \
+	server/immutable.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)
 
 bin_PROGRAMS += berth

@@ -72,6 +72,32 @@ static int check_references(h2o_req_t *req, br_str_t repo, const br_manifest_t *
     return 0;
 }
 
+/* 403 DENIED naming the immutable rule that refused what was asked of tag. */
+static int send_immutable(h2o_req_t *req, const br_config_rule_t *rule, const char *glob, br_str_t tag, const char *what)
+{
+    return br_send_error(req, BR_E_DENIED,
+                         br_pool_printf(req, "tag '%.*s' is immutable (immutable rule: repository '%s', tags '%s'): %s is refused",
+                                        (int)tag.len, tag.base, rule->repository, glob, what)
+                             .base);
+}
+
+typedef struct st_keep_tag_t {
+    const br_config_rule_t *rule;
+    const char *glob;
+    char tag[BR_TAG_MAX + 1];
+} keep_tag_t;
+
+/* Called in the delete's write txn for each tag of the manifest. */
+static int on_keep_tag(void *ctx, br_str_t tag)
+{
+    keep_tag_t *k = ctx;
+    if ((k->glob = br_immutable_glob(k->rule, tag)) == NULL || tag.len > BR_TAG_MAX)
+        return 0;
+    memcpy(k->tag, tag.base, tag.len);
+    k->tag[tag.len] = '\0';
+    return 1;
+}
+
 static int handle_put(h2o_req_t *req, const br_match_t *m)
 {
     br_digest_t ref_digest;
@@ -103,6 +129,8 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
         return 0;
     }
 
+    const br_config_rule_t *rule = br_immutable_rule(br_cfg(), m->name);
+    const char *glob = is_digest == 1 ? NULL : br_immutable_glob(rule, m->reference);
     br_manifest_put_t put = {
         .repo = m->name,
         .body = body,
@@ -114,6 +142,7 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
         .subject = man.has_subject ? &man.subject.digest : NULL,
         .artifact_type = man.artifact_type,
         .annotations = man.annotations,
+        .tag_immutable = glob != NULL,
     };
     br_digest_t stored;
     r = br_manifest_put(br_srv.store, &put, &stored);
@@ -123,6 +152,8 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
         br_add_header(req, "OCI-Subject", sub, n);
     }
     br_manifest_dispose(&man);
+    if (r == BR_E_DENIED)
+        return send_immutable(req, rule, glob, m->reference, "names another manifest; pushing a different one to it");
     if (r != 0)
         return br_send_error(req, r, NULL);
 
@@ -185,7 +216,13 @@ static int handle_delete(h2o_req_t *req, const br_match_t *m)
     int r = parse_reference(m->reference, &d);
     if (r < 0)
         return send_no_such_reference(req);
-    r = r == 1 ? br_manifest_delete(br_srv.store, m->name, &d) : br_tag_delete(br_srv.store, m->name, m->reference);
+    keep_tag_t keep = {br_immutable_rule(br_cfg(), m->name), NULL, ""};
+    if (r == 0 && (keep.glob = br_immutable_glob(keep.rule, m->reference)) != NULL)
+        return send_immutable(req, keep.rule, keep.glob, m->reference, "deleting it");
+    r = r == 1 ? br_manifest_delete_unless(br_srv.store, m->name, &d, keep.rule != NULL ? on_keep_tag : NULL, &keep)
+               : br_tag_delete(br_srv.store, m->name, m->reference);
+    if (r == BR_E_DENIED)
+        return send_immutable(req, keep.rule, keep.glob, br_cstr(keep.tag), "deleting the manifest it names");
     if (r != 0)
         return br_send_error(req, r, NULL);
     br_send(req, 202, NULL, "", 0);

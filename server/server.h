@@ -257,6 +257,12 @@ void br_send_blob_fd(h2o_req_t *req, int fd, uint64_t size, const br_digest_t *d
 /* Adds the Docker-Content-Digest header (and ETag when etag != 0). */
 void br_add_digest_headers(h2o_req_t *req, const br_digest_t *d, int etag);
 
+/* Immutable tags (immutable.c): the rule of c deciding for repo (the most
+ * specific matching repository glob), or NULL; and the tag glob of rule r
+ * that tag matches, or NULL (r may be NULL). Both point into c. */
+const br_config_rule_t *br_immutable_rule(const br_config_t *c, br_str_t repo);
+const char *br_immutable_glob(const br_config_rule_t *r, br_str_t tag);
+
 /* The periodic collector (gc.c): a thread running br_store_gc every
  * gc.interval (none when 0). Start after the store opens; stop (it cancels a
  * collection between batches) before the store closes. */

@@ -219,6 +219,21 @@ int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out)
         ret = br_store_mdb_err(rc, "read manifest");
         goto Exit;
     }
+    if (m->tag.len != 0 && m->tag_immutable) {
+        br_key_t tk;
+        br_key_init(&tk, m->repo);
+        br_key_add(&tk, m->tag.base, m->tag.len);
+        MDB_val tkv = br_key_val(&tk), tv;
+        size_t pl = br_pdigest_len(pd[0]);
+        if ((rc = mdb_get(txn, s->db_tags, &tkv, &tv)) == 0 && !(tv.mv_size == pl && memcmp(tv.mv_data, pd, pl) == 0)) {
+            ret = BR_E_DENIED;
+            goto Exit;
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND) {
+            ret = br_store_mdb_err(rc, "read tag");
+            goto Exit;
+        }
+    }
     if (m->tag.len != 0 && (ret = txn_tag_set(s, txn, m->repo, m->tag, pd)) != 0)
         goto Exit;
     ret = br_store_wtxn_end(&txn, 0);
@@ -400,7 +415,32 @@ Exit:
     return ret;
 }
 
-int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
+/* BR_E_DENIED when keep accepts a tag naming manifest pd of repo. */
+static int txn_tags_keep(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned char *pd, br_name_cb keep, void *ctx)
+{
+    br_key_t prefix;
+    MDB_cursor *cur;
+    br_key_init(&prefix, repo);
+    br_key_add(&prefix, pd, br_pdigest_len(pd[0]));
+    MDB_val k = br_key_val(&prefix), v;
+    int rc, ret = 0;
+    if ((rc = mdb_cursor_open(txn, s->db_mtags, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= prefix.len || memcmp(k.mv_data, prefix.buf, prefix.len) != 0)
+            break;
+        if (keep(ctx, br_str((const char *)k.mv_data + prefix.len, k.mv_size - prefix.len)) != 0) {
+            ret = BR_E_DENIED;
+            break;
+        }
+    }
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+    mdb_cursor_close(cur);
+    return ret;
+}
+
+int br_manifest_delete_unless(br_store_t *s, br_str_t repo, const br_digest_t *d, br_name_cb keep, void *ctx)
 {
     unsigned char pd[BR_PDIGEST_MAX];
     MDB_txn *txn = NULL;
@@ -411,8 +451,14 @@ int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
     br_pdigest_pack(d, pd);
     if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
         return ret;
-    ret = br_txn_manifest_delete(s, txn, repo, pd, 0);
+    if (keep == NULL || (ret = txn_tags_keep(s, txn, repo, pd, keep, ctx)) == 0)
+        ret = br_txn_manifest_delete(s, txn, repo, pd, 0);
     return br_store_wtxn_end(&txn, ret);
+}
+
+int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d)
+{
+    return br_manifest_delete_unless(s, repo, d, NULL, NULL);
 }
 
 int br_tag_delete(br_store_t *s, br_str_t repo, br_str_t tag)

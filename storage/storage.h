@@ -204,6 +204,7 @@ typedef struct st_br_manifest_put_t {
     const br_digest_t *subject; /* NULL when none */
     br_str_t artifact_type;   /* for the referrers index; may be empty */
     br_str_t annotations;     /* JSON object text for the referrers index; may be empty */
+    int tag_immutable;        /* tag may be created, or set to the digest it has, never moved */
 } br_manifest_put_t;
 
 /* Stores the body as a blob, records the manifest in repo, points tag at it
@@ -215,6 +216,9 @@ typedef struct st_br_manifest_put_t {
  * earlier check (br_blob_stat, br_manifest_get) can be overtaken by the
  * collector, this one cannot (see garbage collection below). */
 int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out);
+/* With m->tag_immutable, a tag that names another manifest already makes the
+ * put fail with BR_E_DENIED (decided in the put's write txn, so two racing
+ * pushes of one immutable tag cannot both win). */
 /* Looks up a manifest by tag or by digest ("<alg>:<hex>"). Fills *rec.
  * BR_E_MANIFEST_UNKNOWN when absent (BR_E_NAME_UNKNOWN is never returned:
  * an absent repository simply has no manifests). */
@@ -222,6 +226,11 @@ int br_manifest_get(br_store_t *s, br_str_t repo, br_str_t reference, br_manifes
 /* Deletes a manifest by digest from repo: every tag pointing at it, its
  * referrer entry, and its references' counts. BR_E_MANIFEST_UNKNOWN if absent. */
 int br_manifest_delete(br_store_t *s, br_str_t repo, const br_digest_t *d);
+/* As br_manifest_delete, but first calls keep(ctx, tag) for every tag naming
+ * the manifest, in the delete's write txn: when one returns nonzero nothing is
+ * deleted and the result is BR_E_DENIED (immutable tags). keep must be cheap
+ * and must not call into storage; tag is valid during the call only. */
+int br_manifest_delete_unless(br_store_t *s, br_str_t repo, const br_digest_t *d, br_name_cb keep, void *ctx);
 /* Deletes one tag. BR_E_MANIFEST_UNKNOWN if the tag does not exist. */
 int br_tag_delete(br_store_t *s, br_str_t repo, br_str_t tag);
 /* Tags of repo in lexical order after last, at most n (as br_repo_list).

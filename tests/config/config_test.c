@@ -295,6 +295,9 @@ static void test_every_key(br_config_t *out)
                                "  format: json\n"
                                "  access_log: False\n"
                                "http2: OFF\n"
+                               "immutable:\n"
+                               "  - {repository: \"**\", tags: [\"v*\", \"release-*\"]}\n"
+                               "  - {repository: \"scratch/**\", tags: []}\n"
                                "gc:\n"
                                "  interval: 10m\n"
                                "  grace: 0\n"
@@ -330,6 +333,15 @@ static void test_every_key(br_config_t *out)
     is_int(c.log.format, BR_LOG_JSON, "log.format");
     is_int(c.log.access_log, 0, "log.access_log");
     is_int(c.http2, 0, "http2");
+    ok(c.num_immutable == 2 && strcmp(c.immutable[0].repository, "**") == 0 && c.immutable[0].num_tags == 2 &&
+           strcmp(c.immutable[0].tags[1], "release-*") == 0 && c.immutable[1].num_tags == 0,
+       "immutable: two rules, the second with no tags");
+    br_config_t copy;
+    br_config__copy(&copy, &c);
+    ok(copy.num_immutable == 2 && copy.immutable != c.immutable && copy.immutable[0].tags != c.immutable[0].tags &&
+           strcmp(copy.immutable[0].tags[0], "v*") == 0,
+       "immutable: deep copy");
+    br_config_dispose(&copy);
     is_int(c.gc.interval_s, 600, "gc.interval");
     is_int(c.gc.grace_s, 0, "gc.grace (0 allowed)");
     is_int(c.gc.untagged_delete, 1, "gc.untagged: delete");
@@ -813,6 +825,12 @@ static void test_auth(void)
     expect_error("auth:\n  rules: 5\n", "2:10: 'auth.rules' must be a list of {repository, users, groups, actions} mappings",
                  "auth.rules a scalar");
     expect_error("auth:\n  rules: [5]\n", "2:11: 'auth.rules' items must be mappings", "auth.rules item a scalar");
+    expect_error("immutable:\n  - {repository: a}\n", "2:5: 'immutable' item needs 'tags'", "immutable rule without tags");
+    expect_error("immutable:\n  - {repository: a, tags: [v*], actions: [pull]}\n", "2:33: unknown key 'actions' in 'immutable' item",
+                 "immutable rule with actions");
+    expect_error("immutable:\n  - {repository: a, tags: [\"v/1\"]}\n",
+                 "2:27: 'tags' must be tag globs ([A-Za-z0-9_.-] and '*', at most 128), not 'v/1'", "immutable: a bad tag glob");
+    expect_error("immutable: v*\n", "1:12: 'immutable' must be a list of {repository, tags} mappings", "immutable a scalar");
     expect_error("auth:\n  rules:\n    - {actions: [pull]}\n", "3:7: 'auth.rules' item needs 'repository'", "rule without repository");
     expect_error("auth:\n  rules:\n    - {repository: a}\n", "3:7: 'auth.rules' item needs 'actions'", "rule without actions");
     expect_error("auth:\n  rules:\n    - {repository: a, actions: [pull, pul]}\n",

@@ -41,3 +41,4 @@ tests_fuzz_h1chunk_fuzz_CFLAGS = $(BR_TEST_CFLAGS) -DBR_FUZZ_NAME='"h1chunk"'
 tests_fuzz_h1chunk_fuzz_LDADD = libbrcommon.a $(BR_EXT_LIBS)
 TESTS += tests/server/gc.sh
 TESTS += tests/server/reload.sh
+TESTS += tests/server/immutable.sh
