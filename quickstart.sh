@@ -17,7 +17,7 @@ BUILD_DEPS="build-essential autoconf automake libtool pkg-config ca-certificates
   cmake zlib1g-dev dpkg-dev"
 TEST_DEPS="curl jq python3 openssl bc nghttp2-client iproute2 procps util-linux
   skopeo podman buildah umoci docker.io containerd uidmap fuse-overlayfs
-  git systemd groff-base man-db"
+  git systemd groff-base man-db prometheus"
 
 as_root() {
     if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

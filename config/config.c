@@ -95,6 +95,7 @@ void br_config_dispose(br_config_t *c)
     free(c->tls.certificate);
     free(c->tls.key);
     free(c->tls.client_ca);
+    free(c->metrics.listen.host);
     free(c->source_file);
     auth_strings(c, NULL);
     br_config__groups_free(c->auth.groups, c->auth.num_groups);
@@ -118,6 +119,7 @@ void br_config__copy(br_config_t *dst, const br_config_t *src)
     dst->tls.certificate = dup_or_null(src->tls.certificate);
     dst->tls.key = dup_or_null(src->tls.key);
     dst->tls.client_ca = dup_or_null(src->tls.client_ca);
+    dst->metrics.listen.host = dup_or_null(src->metrics.listen.host);
     dst->source_file = dup_or_null(src->source_file);
     auth_strings(dst, src);
     dst->auth.groups = br_calloc(src->auth.num_groups + 1, sizeof(*dst->auth.groups));
@@ -356,6 +358,7 @@ static const struct {
     {"limits", "request_deadline"},
     {"limits", "idle_timeout"},
     {"limits", "drain_timeout"},
+    {"metrics", "listen"},
 };
 
 static int opt_str_eq(const char *a, const char *b)
@@ -386,6 +389,10 @@ static int key_value_eq(const br_config_key_t *k, const br_config_t *a, const br
     case BR_CK_STRING:
     case BR_CK_OPT_STRING:
         return opt_str_eq(*(char *const *)pa, *(char *const *)pb);
+    case BR_CK_OPT_ADDR: {
+        const br_listen_t *la = (const br_listen_t *)pa, *lb = (const br_listen_t *)pb;
+        return la->port == lb->port && opt_str_eq(la->host, lb->host);
+    }
     default:
         abort(); /* a restart key of a type added to the table without a case here */
     }
@@ -422,6 +429,14 @@ static void key_value_copy(const br_config_key_t *k, br_config_t *dst, const br_
         const char *s = *(char *const *)ps;
         free(*(char **)pd);
         *(char **)pd = s != NULL ? br_strndup(s, strlen(s)) : NULL;
+        break;
+    }
+    case BR_CK_OPT_ADDR: {
+        br_listen_t *ld = (br_listen_t *)pd;
+        const br_listen_t *ls = (const br_listen_t *)ps;
+        free(ld->host);
+        ld->host = ls->host != NULL ? br_strndup(ls->host, strlen(ls->host)) : NULL;
+        ld->port = ls->port;
         break;
     }
     default:

@@ -34,6 +34,10 @@
  *     interval: 1h                          # the server collects this often; 0 = never
  *     grace: 1h                             # what was linked or unreferenced more recently stays
  *     untagged: keep                        # keep | delete: manifests no tag or index holds
+ *   metrics:
+ *     listen: 127.0.0.1:9100                # /metrics, /healthz, /readyz (plain HTTP); unset = off
+ *   health:
+ *     on_main: false                        # also answer /healthz and /readyz on the main listeners, without auth
  *   tls:
  *     certificate: /path/cert.pem
  *     key: /path/key.pem
@@ -164,6 +168,14 @@ typedef struct st_br_config_t {
         uint64_t grace_s;
         int untagged_delete; /* untagged: delete */
     } gc;
+
+    struct {
+        br_listen_t listen; /* host NULL and port 0: no metrics listener */
+    } metrics;
+
+    struct {
+        int on_main; /* /healthz and /readyz also on the main listeners */
+    } health;
 
     struct {
         char *certificate; /* NULL = plain HTTP */

@@ -46,6 +46,9 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {"gc", "interval", BR_CK_DURATION_S, F(gc.interval_s), 0, NO_MAX},
     {"gc", "grace", BR_CK_DURATION_S, F(gc.grace_s), 0, NO_MAX},
     {"gc", "untagged", BR_CK_GC_UNTAGGED, F(gc.untagged_delete), 0, 0},
+    /* Unset = no metrics listener: nothing opens by default. */
+    {"metrics", "listen", BR_CK_OPT_ADDR, F(metrics.listen), 0, 0},
+    {"health", "on_main", BR_CK_BOOL, F(health.on_main), 0, 0},
     {"tls", "certificate", BR_CK_OPT_STRING, F(tls.certificate), 0, 0},
     {"tls", "key", BR_CK_OPT_STRING, F(tls.key), 0, 0},
     {"tls", "client_ca", BR_CK_OPT_STRING, F(tls.client_ca), 0, 0},
@@ -189,6 +192,9 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
         break;
     case BR_CK_GC_UNTAGGED:
         snprintf(err, errsize, "'%s' must be keep or delete", name);
+        break;
+    case BR_CK_OPT_ADDR:
+        snprintf(err, errsize, "'%s' must be host:port, [ipv6]:port or :port (port 1-65535), or empty for none", name);
         break;
     case BR_CK_GROUPS:
         snprintf(err, errsize, "'%s' must be a mapping of group names to lists of user names", name);
@@ -398,7 +404,13 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
         snprintf(err, errsize, "'%s' can only be set in the YAML file", br_config__display(k, name, sizeof(name)));
         return BR_E_CONFIG;
     }
-    if (is_null) {
+    if (is_null || (k->type == BR_CK_OPT_ADDR && len == 0)) {
+        if (k->type == BR_CK_OPT_ADDR) {
+            br_listen_t *l = field;
+            free(l->host);
+            *l = (br_listen_t){NULL, 0};
+            return 0;
+        }
         if (k->type != BR_CK_OPT_STRING)
             return br_config__type_error(k, err, errsize);
         free(*(char **)field);
@@ -414,6 +426,14 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
     switch (k->type) {
     case BR_CK_LISTEN:
         return set_listen(c, value, err, errsize);
+    case BR_CK_OPT_ADDR: {
+        br_listen_t l, *dst = field;
+        if (br_config_parse_listen(&l, value, err, errsize) != 0)
+            return br_config__type_error(k, err, errsize);
+        free(dst->host);
+        *dst = l;
+        return 0;
+    }
     case BR_CK_UINT:
         if (parse_uint(value, &v) != 0 || v < k->min || v > k->max)
             return br_config__type_error(k, err, errsize);

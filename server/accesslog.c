@@ -35,7 +35,7 @@
 
 #define ENV_ID "BERTH_REQUEST_ID"
 #define ENV_SUBJECT "BERTH_SUBJECT"
-#define ENV_START "BERTH_START" /* a struct timespec in req->pool */
+#define ENV_START "BERTH_START" /* a br_req_note_t in req->pool */
 
 /* ---- request ids ---------------------------------------------------------- */
 
@@ -71,7 +71,7 @@ int br_request_id_valid(br_str_t id)
     return 1;
 }
 
-void br_request_id(h2o_req_t *req)
+br_req_note_t *br_request_id(h2o_req_t *req)
 {
     br_str_t theirs = br_req_header_str(req, "x-request-id");
     h2o_iovec_t id;
@@ -84,9 +84,30 @@ void br_request_id(h2o_req_t *req)
     }
     *h2o_req_getenv(req, H2O_STRLIT(ENV_ID), 1) = id;
     br_add_header(req, "X-Request-Id", id.base, id.len);
-    struct timespec *start = h2o_mem_alloc_pool(&req->pool, sizeof(*start));
-    clock_gettime(CLOCK_REALTIME, start);
-    *h2o_req_getenv(req, H2O_STRLIT(ENV_START), 1) = h2o_iovec_init(start, sizeof(*start));
+    br_req_note_t *note = h2o_mem_alloc_pool(&req->pool, sizeof(*note));
+    clock_gettime(CLOCK_REALTIME, &note->start);
+    note->route = BR_MROUTE_OTHER;
+    *h2o_req_getenv(req, H2O_STRLIT(ENV_START), 1) = h2o_iovec_init(note, sizeof(*note));
+    return note;
+}
+
+br_req_note_t *br_req_note(h2o_req_t *req)
+{
+    h2o_iovec_t *v = h2o_req_getenv(req, H2O_STRLIT(ENV_START), 0);
+    return v != NULL ? (br_req_note_t *)v->base : NULL;
+}
+
+double br_request_seconds(h2o_req_t *req, const struct timespec *now)
+{
+    const struct timeval *begin = &req->timestamps.request_begin_at;
+    br_req_note_t *note = br_req_note(req);
+    struct timespec start = {begin->tv_sec, begin->tv_usec * 1000L};
+    if (note != NULL && (begin->tv_sec == 0 || timercmp(begin, &req->processed_at.at, ==)))
+        start = note->start;
+    if (start.tv_sec == 0)
+        return 0;
+    double s = (double)(now->tv_sec - start.tv_sec) + (double)(now->tv_nsec - start.tv_nsec) / 1e9;
+    return s > 0 ? s : 0; /* < 0: the wall clock was stepped back */
 }
 
 void br_access_subject(h2o_req_t *req, const char *user)
@@ -126,16 +147,7 @@ void br_access_log(h2o_logger_t *self, h2o_req_t *req)
         return;
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
-    const struct timeval *begin = &req->timestamps.request_begin_at;
-    h2o_iovec_t *routed = h2o_req_getenv(req, H2O_STRLIT(ENV_START), 0);
-    struct timespec start = {begin->tv_sec, begin->tv_usec * 1000L};
-    if (routed != NULL && (begin->tv_sec == 0 || timercmp(begin, &req->processed_at.at, ==)))
-        memcpy(&start, routed->base, sizeof(start));
-    double ms = 0;
-    if (start.tv_sec != 0)
-        ms = (double)(now.tv_sec - start.tv_sec) * 1000.0 + (double)(now.tv_nsec - start.tv_nsec) / 1e6;
-    if (ms < 0) /* the wall clock was stepped back */
-        ms = 0;
+    double ms = br_request_seconds(req, &now) * 1000.0;
     char time[32];
     struct tm tm;
     time_t secs = now.tv_sec;

@@ -51,9 +51,10 @@ static void *collector_main(void *arg)
             continue;
         br_gc_options_t o = {.grace_s = collector.grace_s, .untagged_delete = collector.untagged_delete, .cancel = &collector.stop};
         pthread_mutex_unlock(&collector.lock);
-        br_gc_stats_t st;
+        br_gc_stats_t st = {0, 0, 0, 0};
         uint64_t t0 = br_now_ms();
         int err = br_store_gc(br_srv.store, &o, &st);
+        br_metrics_gc_run(err, &st);
         if (err == 0)
             br_info("gc: %" PRIu64 " blobs, %" PRIu64 " manifests, %" PRIu64 " bytes reclaimed in %" PRIu64 " ms", st.blobs,
                     st.manifests, st.bytes, br_now_ms() - t0);

@@ -57,6 +57,10 @@ typedef struct st_br_conn_t {
     h2o_linklist_t client_idle_link; /* in client->idle while idle */
     int counted;                     /* counts against the caps (not once evicted) */
     int evicted;
+    /* for the metrics: how the connection is counted, why it closes (set
+     * before the sweep shuts it down), requests finished on it */
+    unsigned char tls, h2, metrics_listener, reason;
+    unsigned requests;
 } br_conn_t;
 
 /* Per-client counts: a small chained hash under one mutex. Accept and close
@@ -291,6 +295,8 @@ static void on_idle_read(h2o_socket_t *sock, const char *err)
     conn_unidle_locked(c);
     int evicted = c->evicted;
     pthread_mutex_unlock(&clients_lock);
+    if (evicted)
+        c->reason = BR_CLOSE_CAP; /* shed to admit a connection over the caps */
     h2o_socket_cb h1 = __atomic_load_n(&h1_read_cb, __ATOMIC_RELAXED);
     sock->_cb.read = h1;
     h1(sock, evicted ? "closed to admit a newer connection" : err);
@@ -303,6 +309,7 @@ static void run_evictions(br_thread_t *t)
     while (!h2o_linklist_is_empty(&t->evictions)) {
         br_conn_t *c = H2O_STRUCT_FROM_MEMBER(br_conn_t, idle_link, t->evictions.next);
         h2o_linklist_unlink(&c->idle_link);
+        c->reason = BR_CLOSE_CAP;
         shutdown(c->fd, SHUT_RDWR);
     }
     pthread_mutex_unlock(&clients_lock);
@@ -353,6 +360,12 @@ static void addr_key(const struct sockaddr *sa, unsigned char *key)
 static void on_close_conn(void *data)
 {
     br_conn_t *c = data;
+    if (!c->metrics_listener) {
+        br_metrics_conn_open(c->tls, c->h2, -1);
+        /* Not closed by us and nothing answered: a failed TLS handshake, a
+         * request h2o refused as malformed, or a client that gave up. */
+        br_metrics_conn_closed(c->reason != BR_CLOSE_NORMAL ? c->reason : c->requests == 0 ? BR_CLOSE_ERROR : BR_CLOSE_NORMAL);
+    }
     h2o_linklist_unlink(&c->link);
     if (h2o_linklist_is_linked(&c->check_link))
         h2o_linklist_unlink(&c->check_link);
@@ -377,12 +390,20 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         unsigned char key[16] = {0};
         if (getpeername(h2o_socket_get_fd(sock), (struct sockaddr *)&ss, &len) == 0)
             addr_key((struct sockaddr *)&ss, key);
-        client_t *client = br_srv.shutdown_requested ? NULL : conn_admit(key);
+        /* The metrics listener stays open while the server drains. */
+        int is_metrics = listener == t->metrics_listener;
+        client_t *client = br_srv.shutdown_requested && !is_metrics ? NULL : conn_admit(key);
         if (client == NULL) {
+            if (!br_srv.shutdown_requested)
+                br_metrics_conn_closed(BR_CLOSE_CAP);
             h2o_socket_close(sock);
             continue;
         }
         br_conn_t *c = br_calloc(1, sizeof(*c));
+        c->metrics_listener = (unsigned char)is_metrics;
+        c->tls = !is_metrics && t->accept_ctx.ssl_ctx != NULL;
+        if (!is_metrics)
+            br_metrics_conn_open(c->tls, 0, 1);
         c->thread = t;
         c->sock = sock;
         c->fd = h2o_socket_get_fd(sock);
@@ -394,7 +415,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
         t->num_conns++;
         sock->on_close.cb = on_close_conn;
         sock->on_close.data = c;
-        h2o_accept(&t->accept_ctx, sock);
+        h2o_accept(is_metrics ? &t->metrics_accept_ctx : &t->accept_ctx, sock);
     }
 }
 
@@ -405,6 +426,7 @@ static void on_accept(h2o_socket_t *listener, const char *err)
  * over connections left in TIME_WAIT. */
 static int listen_fds[BR_CONFIG_MAX_LISTEN];
 static size_t num_listen_fds;
+static int metrics_fd = -1;
 
 static int open_listener(const br_listen_t *l)
 {
@@ -458,6 +480,11 @@ int br_listeners_bind(void)
         }
         listen_fds[num_listen_fds++] = fd;
     }
+    if (br_cfg()->metrics.listen.port != 0 && (metrics_fd = open_listener(&br_cfg()->metrics.listen)) == -1) {
+        int err = errno;
+        br_listeners_unbind();
+        return err;
+    }
     return 0;
 }
 
@@ -466,6 +493,9 @@ void br_listeners_unbind(void)
     for (size_t i = 0; i < num_listen_fds; i++)
         close(listen_fds[i]);
     num_listen_fds = 0;
+    if (metrics_fd != -1)
+        close(metrics_fd);
+    metrics_fd = -1;
 }
 
 int br_listeners_open(br_thread_t *t)
@@ -481,6 +511,16 @@ int br_listeners_open(br_thread_t *t)
         t->listeners[t->num_listeners++] = sock;
         h2o_socket_read_start(sock, on_accept);
     }
+    if (metrics_fd != -1) {
+        int fd = fcntl(metrics_fd, F_DUPFD_CLOEXEC, 0);
+        if (fd == -1) {
+            br_error("metrics listener for thread %zu: %s", t->index, strerror(errno));
+            return errno;
+        }
+        t->metrics_listener = h2o_evloop_socket_create(t->loop, fd, H2O_SOCKET_FLAG_DONT_READ);
+        t->metrics_listener->data = t;
+        h2o_socket_read_start(t->metrics_listener, on_accept);
+    }
     return 0;
 }
 
@@ -491,6 +531,40 @@ void br_listeners_close(br_thread_t *t)
         h2o_socket_close(t->listeners[i]);
     }
     t->num_listeners = 0;
+}
+
+void br_listeners_close_metrics(br_thread_t *t)
+{
+    if (t->metrics_listener == NULL)
+        return;
+    h2o_socket_read_stop(t->metrics_listener);
+    h2o_socket_close(t->metrics_listener);
+    t->metrics_listener = NULL;
+}
+
+static br_conn_t *conn_of(h2o_req_t *req)
+{
+    h2o_socket_t *sock = req->conn->callbacks->get_socket != NULL ? req->conn->callbacks->get_socket(req->conn) : NULL;
+    return sock != NULL && sock->on_close.cb == on_close_conn ? sock->on_close.data : NULL;
+}
+
+void br_conn_request_done(h2o_req_t *req)
+{
+    br_conn_t *c = conn_of(req);
+    if (c != NULL)
+        c->requests++;
+}
+
+void br_conn_is_h2(h2o_req_t *req)
+{
+    br_conn_t *c = conn_of(req);
+    /* A connection counts as HTTP/1 until a request shows it is HTTP/2 (h2c
+     * with prior knowledge, or h2 chosen in the TLS handshake). */
+    if (c != NULL && !c->h2 && !c->metrics_listener) {
+        br_metrics_conn_open(c->tls, 0, -1);
+        br_metrics_conn_open(c->tls, 1, 1);
+        c->h2 = 1;
+    }
 }
 
 /* 1 when buf holds the end of an HTTP/1 header block. */
@@ -567,14 +641,17 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         /* On shutdown, HTTP/1 keep-alive connections waiting for a request are
          * closed now (h2o only stops keep-alive after a next request). */
         if (br_srv.shutdown_requested && waiting) {
+            c->reason = BR_CLOSE_DRAIN;
             shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
             continue;
         }
         release_spilled_input(sock);
         int stale = now - c->last_active_ms >= idle && (sock->_cb.read != NULL || sock->input == NULL || sock->input->size == 0);
         int slow_headers = c->header_since_ms != 0 && now - c->header_since_ms >= BR_HEADER_TIMEOUT_MS;
-        if (stale || slow_headers)
+        if (stale || slow_headers) {
+            c->reason = slow_headers ? BR_CLOSE_SLOWLORIS : BR_CLOSE_IDLE;
             shutdown(h2o_socket_get_fd(sock), SHUT_RDWR);
+        }
     }
     h2o_timeout_link(t->loop, &t->sweep_timeout, &t->sweep_entry);
 }

@@ -10,6 +10,7 @@ libbrserver_a_SOURCES = \
 	server/manifests.c \
 	server/tags.c \
 	server/referrers.c \
+	server/metrics.c \
 	server/gc.c \
 	server/fsck.c \
 	server/du.c \

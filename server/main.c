@@ -415,6 +415,21 @@ static void setup_globalconf(br_config_t *c)
     logger->log_access = br_access_log;
     logger = h2o_create_logger(&br_srv.hostconf->fallback_path, sizeof(*logger));
     logger->log_access = br_access_log;
+    /* Each listener serves exactly one host of the one globalconf (h2o takes
+     * the only host of a connection's list whatever its Host header says), so
+     * no Host header reaches /metrics through a main listener, and the
+     * metrics listener serves nothing else. */
+    br_srv.main_hosts[0] = br_srv.hostconf;
+    if (c->metrics.listen.port != 0) {
+        h2o_logger_t *counter = h2o_create_logger(pathconf, sizeof(*counter));
+        counter->log_access = br_metrics_log;
+        counter = h2o_create_logger(&br_srv.hostconf->fallback_path, sizeof(*counter));
+        counter->log_access = br_metrics_log;
+        h2o_hostconf_t *mh = h2o_config_register_host(g, h2o_iovec_init(H2O_STRLIT("berth-metrics.invalid")), 65535);
+        h2o_handler_t *mhandler = h2o_create_handler(h2o_config_register_path(mh, "/", 0), sizeof(*mhandler));
+        mhandler->on_req = br_metrics_on_req;
+        br_srv.metrics_hosts[0] = mh;
+    }
 
     /* Large request bodies spill to a file on the storage volume
      * instead of RAM (h2o maps it); the template is global to h2o. */
@@ -472,7 +487,9 @@ static int thread_start(br_thread_t *t)
     t->loop = h2o_evloop_create();
     h2o_context_init(&t->ctx, t->loop, &br_srv.globalconf);
     t->accept_ctx.ctx = &t->ctx;
-    t->accept_ctx.hosts = br_srv.globalconf.hosts;
+    t->accept_ctx.hosts = br_srv.main_hosts;
+    t->metrics_accept_ctx.ctx = &t->ctx;
+    t->metrics_accept_ctx.hosts = br_srv.metrics_hosts;
     pthread_mutex_lock(&br_srv.tls_lock);
     t->accept_ctx.ssl_ctx = br_srv.ssl_ctx;
     if (t->accept_ctx.ssl_ctx != NULL)
@@ -482,6 +499,7 @@ static int thread_start(br_thread_t *t)
     h2o_linklist_init_anchor(&t->conns);
     h2o_linklist_init_anchor(&t->idle_checks);
     br_defer_init(t);
+    br_metrics_thread_start(t);
     return br_listeners_open(t);
 }
 
@@ -491,7 +509,9 @@ static int thread_start(br_thread_t *t)
 static void thread_stop(br_thread_t *t)
 {
     br_listeners_close(t);
+    br_listeners_close_metrics(t);
     if (t->num_conns == 0) {
+        br_metrics_thread_stop(t);
         if (t->accept_ctx.ssl_ctx != NULL) {
             SSL_CTX_free(t->accept_ctx.ssl_ctx);
             t->accept_ctx.ssl_ctx = NULL;
@@ -530,6 +550,10 @@ static void log_listening(void)
                 strchr(c->listen[i].host, ':') != NULL ? "[" : "", c->listen[i].host[0] ? c->listen[i].host : "0.0.0.0",
                 strchr(c->listen[i].host, ':') != NULL ? "]" : "", c->listen[i].port, br_srv.ssl_ctx ? "https" : "http",
                 num_threads, c->storage.root);
+    if (c->metrics.listen.port != 0)
+        br_info("metrics on http://%s%s%s:%u/metrics", strchr(c->metrics.listen.host, ':') != NULL ? "[" : "",
+                c->metrics.listen.host[0] ? c->metrics.listen.host : "0.0.0.0", strchr(c->metrics.listen.host, ':') != NULL ? "]" : "",
+                c->metrics.listen.port);
 }
 
 static void *thread_main(void *arg)
@@ -628,6 +652,7 @@ static int serve(br_snapshot_t *snap)
         num_threads = n > 0 ? (size_t)n : 1;
     }
     threads = br_calloc(num_threads, sizeof(*threads));
+    br_metrics_init(num_threads);
     if (br_listeners_bind() != 0)
         goto Exit;
     br_gc_start(c);
@@ -653,6 +678,7 @@ static int serve(br_snapshot_t *snap)
 
 Exit:
     br_gc_stop();
+    br_metrics_dispose();
     br_store_close(br_srv.store);
     br_srv.store = NULL;
     return ret;

@@ -481,6 +481,7 @@ static int authorize(h2o_req_t *req, br_match_t *m)
     }
     br_auth_result_t *res = h2o_mem_alloc_pool(&req->pool, sizeof(*res));
     int denied = br_auth_check(br_snap()->auth, &ar, res) != 0 || !res->allowed;
+    br_metrics_auth(denied ? res->status : 200, ar.authorization.len != 0);
     br_access_subject(req, res->user);
     if (denied) {
         send_auth_headers(req, res->www_authenticate, res->retry_after);
@@ -515,6 +516,7 @@ static int handle_token(h2o_req_t *req)
     };
     br_auth_token_response_t *resp = h2o_mem_alloc_pool(&req->pool, sizeof(*resp));
     br_auth_issue(br_snap()->auth, &tr, resp);
+    br_metrics_auth(resp->status, tr.authorization.len != 0);
     br_access_subject(req, resp->user);
     send_auth_headers(req, resp->www_authenticate, resp->retry_after);
     br_add_header_token(req, H2O_TOKEN_CACHE_CONTROL, "no-store", 8);
@@ -576,13 +578,23 @@ int br_wants_body_stream(h2o_req_t *req)
     return 0;
 }
 
+/* The metrics' route group of each route. */
+static const unsigned char route_groups[] = {
+    [BR_ROUTE_BASE] = BR_MROUTE_BASE,          [BR_ROUTE_CATALOG] = BR_MROUTE_CATALOG,
+    [BR_ROUTE_BLOB] = BR_MROUTE_BLOB,          [BR_ROUTE_UPLOAD_START] = BR_MROUTE_UPLOAD,
+    [BR_ROUTE_UPLOAD] = BR_MROUTE_UPLOAD,      [BR_ROUTE_MANIFEST] = BR_MROUTE_MANIFEST,
+    [BR_ROUTE_TAGS] = BR_MROUTE_TAGS,          [BR_ROUTE_REFERRERS] = BR_MROUTE_REFERRERS,
+};
+
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
     /* A reload applies from the next request, also on a connection that is
      * already open and on a thread still blocked in poll when it happened. */
     br_snapshot_update(br_thread);
-    br_request_id(req);
+    br_req_note_t *note = br_request_id(req);
+    if (req->version >= 0x200 && br_thread->metrics != NULL)
+        br_conn_is_h2(req);
     br_add_header(req, "Docker-Distribution-API-Version", "registry/2.0", strlen("registry/2.0"));
 
     if (is_smuggling_attempt(req)) {
@@ -606,9 +618,16 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     br_str_t path = br_str(req->path.base, plen);
+    /* The probes answer before auth: a load balancer has no credentials. */
+    if (br_cfg()->health.on_main && br_health_path(path)) {
+        note->route = BR_MROUTE_HEALTH;
+        return br_health_handle(req, path);
+    }
     const char *token_path = br_cfg()->auth.token.path;
-    if (token_path != NULL && token_path[0] != '\0' && br_str_eq(path, br_cstr(token_path)))
+    if (token_path != NULL && token_path[0] != '\0' && br_str_eq(path, br_cstr(token_path))) {
+        note->route = BR_MROUTE_TOKEN;
         return handle_token(req);
+    }
     if (!(path.len >= 4 && memcmp(path.base, "/v2/", 4) == 0) && !br_str_eq(path, BR_STR("/v2")))
         return send_not_found(req);
     br_str_t rest = path.len > 4 ? br_str(path.base + 4, path.len - 4) : br_str("", 0);
@@ -619,6 +638,9 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
         return br_send_error(req, BR_E_NAME_INVALID, NULL);
     if (err != 0)
         return send_not_found(req);
+    note->route = route_groups[m.route];
+    if (note->route == BR_MROUTE_UPLOAD)
+        br_metrics_upload_in_flight(1); /* taken back by br_metrics_log */
 
     if (!method_allowed(req, routes[m.route].methods))
         return send_method_not_allowed(req, routes[m.route].methods);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
+#include <time.h>
 #include <h2o.h>
 #include "common/br.h"
 #include "auth/auth.h"
@@ -44,6 +45,8 @@ typedef struct st_br_server_t {
     volatile sig_atomic_t reload_requested; /* SIGHUP */
     volatile sig_atomic_t shutdown_requested;
     uint64_t started_at_ms;
+    h2o_hostconf_t *main_hosts[2];    /* {hostconf, NULL}: what the main listeners serve */
+    h2o_hostconf_t *metrics_hosts[2]; /* {metrics hostconf, NULL} when metrics.listen is set */
 } br_server_t;
 
 extern br_server_t br_srv;
@@ -59,6 +62,14 @@ typedef struct st_br_thread_t {
     h2o_accept_ctx_t accept_ctx;
     h2o_socket_t *listeners[BR_CONFIG_MAX_LISTEN];
     size_t num_listeners;
+    /* metrics.listen: stays open while the main listeners drain, so /readyz
+     * can say 503; closed in thread_stop. NULL when not configured. */
+    h2o_socket_t *metrics_listener;
+    h2o_accept_ctx_t metrics_accept_ctx;
+    struct st_br_mthread_t *metrics; /* this thread's counters; NULL when metrics are off */
+    h2o_timeout_t lag_timeout;       /* event-loop lag probe (metrics.c) */
+    h2o_timeout_entry_t lag_entry;
+    uint64_t lag_armed_ns;
     h2o_socket_t *kick_sock; /* eventfd: wakes the loop to run deferred work (see br_defer) */
     int kick_fd;             /* its fd, for other threads' wake-ups (-1 once closed; listen.c's lock) */
     h2o_linklist_t evictions; /* idle connections other threads had this one close (listen.c's lock) */
@@ -100,7 +111,15 @@ int br_listeners_bind(void);
 void br_listeners_unbind(void);
 /* On thread t: polls its own dup of each bound socket. 0 or errno (logged). */
 int br_listeners_open(br_thread_t *t);
+/* Closes the main listeners (at the start of the drain). */
 void br_listeners_close(br_thread_t *t);
+/* Closes the metrics listener (in thread_stop, after the drain). */
+void br_listeners_close_metrics(br_thread_t *t);
+/* Counts a finished request on its connection (requests served, and HTTP/2
+ * seen) for the connection metrics. On the connection's thread. */
+void br_conn_request_done(h2o_req_t *req);
+/* Moves req's connection to the HTTP/2 count (req->version >= 0x200). */
+void br_conn_is_h2(h2o_req_t *req);
 /* Starts the once-a-second sweep (idle connections, shutdown drain). */
 void br_sweep_start(br_thread_t *t);
 /* Runs the sweep at once (used when shutdown starts, to close idle keep-alive
@@ -171,10 +190,37 @@ int br_wants_body_stream(h2o_req_t *req);
 
 #define BR_REQUEST_ID_MAX 128
 
+/* Route groups, the "route" label of the request metrics. */
+typedef enum {
+    BR_MROUTE_OTHER = 0, /* no route: 404s, and requests h2o answered itself */
+    BR_MROUTE_BASE,
+    BR_MROUTE_CATALOG,
+    BR_MROUTE_BLOB,
+    BR_MROUTE_UPLOAD,
+    BR_MROUTE_MANIFEST,
+    BR_MROUTE_TAGS,
+    BR_MROUTE_REFERRERS,
+    BR_MROUTE_TOKEN,
+    BR_MROUTE_HEALTH,
+    BR_MROUTE_NUM
+} br_mroute_t;
+
+/* What the router notes about a request for the access log and the metrics
+ * (in req->pool, found through the request's environment). */
+typedef struct st_br_req_note_t {
+    struct timespec start; /* CLOCK_REALTIME when the router first saw it */
+    unsigned char route;   /* br_mroute_t */
+} br_req_note_t;
+
 /* Gives req its id: the client's X-Request-Id when br_request_id_valid, else
  * a new one unique to this process; echoes it as X-Request-Id and keeps it for
- * the access log. Call once, before the response starts. */
-void br_request_id(h2o_req_t *req);
+ * the access log. Call once, before the response starts. Returns the
+ * request's note (route BR_MROUTE_OTHER), owned by req->pool. */
+br_req_note_t *br_request_id(h2o_req_t *req);
+/* The note of br_request_id, or NULL when the router never saw req. */
+br_req_note_t *br_req_note(h2o_req_t *req);
+/* Seconds from the start of req (see accesslog.c) to now (>= 0). */
+double br_request_seconds(h2o_req_t *req, const struct timespec *now);
 /* 1 when id is 1-BR_REQUEST_ID_MAX characters of [A-Za-z0-9._:+/=-]. */
 int br_request_id_valid(br_str_t id);
 /* Names the authenticated subject of req in its access-log line ("" or NULL:
@@ -297,6 +343,35 @@ int br_tool_opt(int ch, const char **config_path, const char **root);
  * the error; *c is initialised either way (dispose it), *out is NULL or the
  * store to close. gc.c. */
 int br_tool_open(const char *tool, const char *config_path, const char *root, br_config_t *c, br_store_t **out);
+
+/* ---- metrics and health (metrics.c) --------------------------------------------- */
+
+/* Allocates the per-thread counters when metrics.listen is set (main thread,
+ * before the threads start); a no-op otherwise. */
+void br_metrics_init(size_t num_threads);
+void br_metrics_dispose(void);
+/* On thread t, in thread_start / thread_stop: points t at its counters and
+ * starts / stops its event-loop lag probe (an h2o timer of t's loop). */
+void br_metrics_thread_start(br_thread_t *t);
+void br_metrics_thread_stop(br_thread_t *t);
+/* The h2o handler of the metrics listener: /metrics, /healthz, /readyz. */
+int br_metrics_on_req(h2o_handler_t *self, h2o_req_t *req);
+/* The h2o logger that counts each request of the main listeners. */
+void br_metrics_log(h2o_logger_t *self, h2o_req_t *req);
+/* /healthz and /readyz (also on the main listeners with health.on_main). */
+int br_health_handle(h2o_req_t *req, br_str_t path);
+/* 1 when path is /healthz or /readyz. */
+int br_health_path(br_str_t path);
+/* Counters the hot paths bump on their own thread (no-ops with metrics off). */
+typedef enum { BR_CLOSE_NORMAL = 0, BR_CLOSE_IDLE, BR_CLOSE_CAP, BR_CLOSE_SLOWLORIS, BR_CLOSE_DRAIN, BR_CLOSE_ERROR, BR_CLOSE_NUM } br_close_reason_t;
+void br_metrics_conn_open(int tls, int h2, int delta);
+void br_metrics_conn_closed(br_close_reason_t reason);
+/* One authorization outcome: the status br_auth_check gave, and whether the
+ * request carried credentials (401 with: failed; without: challenged). */
+void br_metrics_auth(int status, int had_credentials);
+void br_metrics_upload_in_flight(int delta);
+/* One run of the server's collector (gc.c): err as br_store_gc returned it. */
+void br_metrics_gc_run(int err, const br_gc_stats_t *st);
 
 /* Upload sessions abandoned longer than the configured age are purged
  * periodically by thread 0 (uploads.c). */

@@ -132,8 +132,8 @@ int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64
     br_blob_rec_t rec = {size, 0, br_now(), 0};
     MDB_val k = {br_pdigest_pack(d, pd), pd}, v;
     int rc, ret;
+    br_blob_rec_t old = {0, 0, 0, 0};
     if ((rc = mdb_get(txn, s->db_blobs, &k, &v)) == 0) {
-        br_blob_rec_t old;
         if ((ret = br_blob_rec_read(&v, &old)) != 0)
             return ret;
         if (!(old.flags & BR_BLOB_DYING))
@@ -147,7 +147,8 @@ int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64
     v.mv_data = &rec;
     if ((rc = mdb_put(txn, s->db_blobs, &k, &v, 0)) != 0)
         return br_store_mdb_err(rc, "record blob");
-    return 0;
+    /* a revived dying row was counted already (with its size) */
+    return br_txn_blob_bytes_add(s, txn, (int64_t)size - (int64_t)old.size);
 }
 
 int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_t delta, int *counted, uint64_t when)

@@ -649,6 +649,8 @@ static int run_blobs(gc_t *g)
                 ret = br_store_mdb_err(rc, "delete blob");
                 continue;
             }
+            if ((ret = br_txn_blob_bytes_add(g->s, g->txn, -(int64_t)rec.size)) != 0)
+                continue;
             ++nb;
             bytes += rec.size;
         }

@@ -216,6 +216,9 @@ int br_trash_open(br_store_t *s, int *fd);
  * inside a write txn as the collector does (storage.h, 4). *removed says
  * whether a file went. */
 int br_orphan_remove(br_store_t *s, int trash_fd, const br_digest_t *d, int *removed);
+/* Adds delta to the meta row "blob_bytes" (br_store_stats), inside the write
+ * txn that adds (delta = size) or deletes (-size) a blob row. */
+int br_txn_blob_bytes_add(br_store_t *s, MDB_txn *txn, int64_t delta);
 
 /* Fills buf (BR_UUID_LEN + 1) with a fresh random v4 uuid. */
 void br_uuid_generate(char *buf);

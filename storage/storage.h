@@ -89,6 +89,27 @@ long br_store_server_pid(const char *root);
 /* "<root>/tmp", NUL-terminated; owned by s. */
 const char *br_store_tmp_dir(br_store_t *s);
 
+/* ---- figures (for metrics and probes) ------------------------------------- */
+
+typedef struct st_br_store_stats_t {
+    uint64_t repositories;
+    uint64_t blobs;      /* blob rows, including rows the collector has marked dying */
+    uint64_t blob_bytes; /* the sum of their sizes */
+    uint64_t manifests;  /* (repository, manifest) pairs */
+    uint64_t tags;
+    uint64_t uploads;    /* upload sessions in the index (started, not finished or purged) */
+} br_store_stats_t;
+/* Fills *st from one read transaction, without a scan: the counts are the
+ * entries LMDB keeps for each table, and blob_bytes is a running total in the
+ * meta table that every write transaction adding or deleting a blob row
+ * updates itself (built once by a scan when an index lacks it). Cheap enough
+ * for every scrape. 0 or an error. */
+int br_store_stats(br_store_t *s, br_store_stats_t *st);
+/* 0 when the store takes writes now (a file can be made and written in
+ * <root>/tmp, and the index is not read-only), else the errno (EROFS, ENOSPC,
+ * EACCES...). A few system calls: for readiness probes. */
+int br_store_check_writable(br_store_t *s);
+
 /* ---- repositories -------------------------------------------------------- */
 
 /* 1 when the repository exists (it has had a blob linked or a manifest put). */

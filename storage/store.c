@@ -462,6 +462,92 @@ Exit:
     return ret;
 }
 
+#define BR_META_BLOB_BYTES "blob_bytes"
+
+int br_txn_blob_bytes_add(br_store_t *s, MDB_txn *txn, int64_t delta)
+{
+    MDB_val k = {sizeof(BR_META_BLOB_BYTES) - 1, (void *)BR_META_BLOB_BYTES}, v;
+    uint64_t total = 0;
+    int rc = mdb_get(txn, s->db_meta, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof(total))
+        memcpy(&total, v.mv_data, sizeof(total));
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return br_store_mdb_err(rc, "read blob bytes");
+    total = delta < 0 && total < (uint64_t)-delta ? 0 : total + (uint64_t)delta;
+    v.mv_size = sizeof(total);
+    v.mv_data = &total;
+    if ((rc = mdb_put(txn, s->db_meta, &k, &v, 0)) != 0)
+        return br_store_mdb_err(rc, "write blob bytes");
+    return 0;
+}
+
+/* The running total of blob bytes, summed once from the blob rows when the
+ * index has none (a new index, or one from before the total existed), in
+ * open_dbs' write txn. */
+static int init_blob_bytes(br_store_t *s, MDB_txn *txn)
+{
+    MDB_val k = {sizeof(BR_META_BLOB_BYTES) - 1, (void *)BR_META_BLOB_BYTES}, v;
+    MDB_cursor *cur = NULL;
+    uint64_t total = 0;
+    int rc = mdb_get(txn, s->db_meta, &k, &v), ret = 0;
+    if (rc != MDB_NOTFOUND)
+        return rc == 0 ? 0 : br_store_mdb_err(rc, "read blob bytes");
+    if ((rc = mdb_cursor_open(txn, s->db_blobs, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        br_blob_rec_t rec;
+        if (br_blob_rec_read(&v, &rec) == 0)
+            total += rec.size;
+    }
+    mdb_cursor_close(cur);
+    if (rc != MDB_NOTFOUND)
+        return br_store_mdb_err(rc, "cursor walk");
+    if ((ret = br_txn_blob_bytes_add(s, txn, (int64_t)total)) != 0)
+        return ret;
+    return 0;
+}
+
+int br_store_stats(br_store_t *s, br_store_stats_t *st)
+{
+    MDB_txn *txn;
+    MDB_stat ms;
+    int ret;
+    memset(st, 0, sizeof(*st));
+    if ((ret = br_store_rtxn_begin(s, &txn)) != 0)
+        return ret;
+    const struct {
+        MDB_dbi dbi;
+        uint64_t *out;
+    } tables[] = {{s->db_repos, &st->repositories}, {s->db_blobs, &st->blobs},   {s->db_manifests, &st->manifests},
+                  {s->db_tags, &st->tags},          {s->db_uploads, &st->uploads}};
+    for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]) && ret == 0; i++) {
+        int rc = mdb_stat(txn, tables[i].dbi, &ms);
+        if (rc != 0)
+            ret = br_store_mdb_err(rc, "table stat");
+        else
+            *tables[i].out = (uint64_t)ms.ms_entries;
+    }
+    MDB_val k = {sizeof(BR_META_BLOB_BYTES) - 1, (void *)BR_META_BLOB_BYTES}, v;
+    if (ret == 0 && mdb_get(txn, s->db_meta, &k, &v) == 0 && v.mv_size == sizeof(st->blob_bytes))
+        memcpy(&st->blob_bytes, v.mv_data, sizeof(st->blob_bytes));
+    br_store_rtxn_end(s, txn);
+    return ret;
+}
+
+int br_store_check_writable(br_store_t *s)
+{
+    unsigned flags = 0;
+    if (mdb_env_get_flags(s->env, &flags) == 0 && (flags & MDB_RDONLY))
+        return EROFS;
+    int fd = open(s->tmp_dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0600), ret = 0;
+    if (fd < 0)
+        return errno;
+    if (write(fd, "", 1) != 1)
+        ret = errno != 0 ? errno : EIO;
+    close(fd);
+    return ret;
+}
+
 static int open_dbs(br_store_t *s)
 {
     static const struct {
@@ -485,6 +571,8 @@ static int open_dbs(br_store_t *s)
             goto Exit;
         }
     }
+    if ((ret = init_blob_bytes(s, txn)) != 0)
+        goto Exit;
     /* The schema version makes a format change detectable instead of
      * silently misreading old records. No row: a new index. */
     MDB_val k = {7, (void *)"version"}, ek = {11, (void *)"links_epoch"}, v;

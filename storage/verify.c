@@ -430,7 +430,9 @@ static int reindex(verify_t *v, const br_digest_t *d, uint64_t size, uint64_t re
     int rc, ret;
     if ((ret = br_store_wtxn_begin(v->s, &txn)) != 0)
         return ret;
-    if ((rc = mdb_put(txn, v->s->db_blobs, &k, &val, MDB_NOOVERWRITE)) != 0 && rc != MDB_KEYEXIST)
+    if ((rc = mdb_put(txn, v->s->db_blobs, &k, &val, MDB_NOOVERWRITE)) == 0)
+        ret = br_txn_blob_bytes_add(v->s, txn, (int64_t)size); /* br_store_stats */
+    else if (rc != MDB_KEYEXIST)
         ret = br_store_mdb_err(rc, "record blob");
     return br_store_wtxn_end(&txn, ret);
 }

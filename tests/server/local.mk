@@ -42,3 +42,4 @@ tests_fuzz_h1chunk_fuzz_LDADD = libbrcommon.a $(BR_EXT_LIBS)
 TESTS += tests/server/gc.sh
 TESTS += tests/server/reload.sh
 TESTS += tests/server/immutable.sh
+TESTS += tests/server/metrics.sh tests/server/prometheus.sh
