@@ -109,7 +109,8 @@ static size_t addr_bucket(const unsigned char *a)
  * HTTP/1 connection whose last response is sent, waiting for its next request
  * with nothing received (h2o 2.2.5 keeps a request's bytes in sock->input
  * until its response is sent, so an empty input with h2o's request-reading
- * callback installed is exactly that state). HTTP/2 connections are never
+ * callback installed is that state, once no request has started since the
+ * response: br_conns_request_started). HTTP/2 connections are never
  * taken for idle: h2o keeps their stream state private.
  *
  * The owning thread decides idleness and is the only one to touch the
@@ -324,20 +325,36 @@ void br_conns_check_idle(br_thread_t *t)
     }
 }
 
+/* The connection of an HTTP/1 request that berth accepted, else NULL. */
+static br_conn_t *h1_conn_of(h2o_req_t *req)
+{
+    if (req->version >= 0x200)
+        return NULL;
+    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
+    return sock != NULL && sock->on_close.cb == on_close_conn ? sock->on_close.data : NULL;
+}
+
 /* Every request's end (a logger, so it runs for every response): an HTTP/1
  * connection may be idle once its response is out (h2o finishes sending it
  * later in the same loop pass); br_conns_check_idle looks after the pass. */
 static void on_request_done(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
-    if (req->version >= 0x200 || br_thread == NULL)
-        return;
-    h2o_socket_t *sock = req->conn->callbacks->get_socket(req->conn);
-    if (sock == NULL || sock->on_close.cb != on_close_conn)
-        return;
-    br_conn_t *c = sock->on_close.data;
-    if (!h2o_linklist_is_linked(&c->check_link))
+    br_conn_t *c = h1_conn_of(req);
+    if (c != NULL && !h2o_linklist_is_linked(&c->check_link))
         h2o_linklist_insert(&c->thread->idle_checks, &c->check_link);
+}
+
+/* A request reaches the handler: when it came in the same loop pass as the
+ * previous response's end (pipelined), the idle check queued for that
+ * response must not look: with berth's patched h2o a streamed body may
+ * already have been handed over whole, leaving the input empty and h2o
+ * reading as between requests. */
+void br_conns_request_started(h2o_req_t *req)
+{
+    br_conn_t *c = h1_conn_of(req);
+    if (c != NULL && h2o_linklist_is_linked(&c->check_link))
+        h2o_linklist_unlink(&c->check_link);
 }
 
 void br_conns_register(h2o_pathconf_t *pathconf)

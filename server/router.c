@@ -589,6 +589,7 @@ static const unsigned char route_groups[] = {
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
+    br_conns_request_started(req);
     /* A reload applies from the next request, also on a connection that is
      * already open and on a thread still blocked in poll when it happened. */
     br_snapshot_update(br_thread);

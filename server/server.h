@@ -133,6 +133,8 @@ void br_conns_register(h2o_pathconf_t *pathconf);
 /* After each loop pass (thread t): marks the HTTP/1 connections that sent a
  * response in it and now wait for a next request as idle. */
 void br_conns_check_idle(br_thread_t *t);
+/* Called as each request reaches the handler (router.c). */
+void br_conns_request_started(h2o_req_t *req);
 
 /* Deferred work: cb runs on the current thread at its next loop iteration,
  * after pending I/O is handled. Long work (hashing a large body) runs as a

@@ -103,25 +103,45 @@ def close_all(socks):
     time.sleep(1.0 * SLOWDOWN)
 
 
-# Per client: 20 idle keep-alive connections from 127.0.0.1, then a 21st.
-idle = [served_keepalive("127.0.0.1") for _ in range(20)]
+def pipelined_midbody(src):
+    """A GET and, right behind it on the same connection, an upload whose
+    body is cut short: once the GET is answered, the upload is in progress
+    (a patched h2o may already have handed all its bytes to the handler)."""
+    s = connect(port, src)
+    s.sendall(GET + b"POST /v2/caps/blobs/uploads/?digest=sha256:" + b"0" * 64 +
+              b" HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+    data = b""
+    while b"{}" not in data:
+        chunk = s.recv(4096)
+        if not chunk:
+            raise RuntimeError("closed before the response")
+        data += chunk
+    return s
+
+
+# Per client: 20 connections from 127.0.0.1, the oldest busy with a pipelined
+# upload, 19 idle keep-alive ones; then a 21st.
+pipe = pipelined_midbody("127.0.0.1")
+time.sleep(0.02)
+idle = [served_keepalive("127.0.0.1") for _ in range(19)]
 time.sleep(SETTLE)
 try:
     idle.append(served_keepalive("127.0.0.1"))
     served = True
 except (OSError, RuntimeError):
     served = False
-check("per-client cap: the 21st connection of a client with 20 idle ones is served", served)
+check("per-client cap: the 21st connection of a client with 19 idle ones is served", served)
 check("per-client cap: the client's oldest idle connection was closed for it", closed_within(idle[0], 2.0 * SLOWDOWN))
 time.sleep(SETTLE)
 still = [i for i, s in enumerate(idle[1:], 1) if is_closed(s)]
 check("per-client cap: its other idle connections stay open", not still, still)
+check("per-client cap: an older connection in the middle of a pipelined upload stays open", not is_closed(pipe))
 # The 21st is idle too now, but younger: the next one takes idle[1]'s place.
 check("per-client cap: another new connection is served", new_conn_answer("127.0.0.1") == 200)
 check("per-client cap: ...in place of the next-oldest idle one", closed_within(idle[1], 2.0 * SLOWDOWN))
 # Another client is not affected by this one's cap.
 check("per-client cap: another client is served meanwhile", new_conn_answer("127.0.0.2") == 200)
-close_all(idle)
+close_all(idle + [pipe])
 
 # Per client, none idle: refused, and the busy ones stay.
 held = [busy("127.0.0.1", i) for i in range(20)]
