@@ -116,7 +116,7 @@ is "$(val berth_store_tags)" 2 "a deleted tag leaves the tag count at once"
 
 # Connections by protocol: one HTTP/1.1 and one h2c (prior knowledge)
 # connection, each held open after a GET /v2/.
-python3 - "$BR_PORT" >"$BR_TMP/hold.out" 2>&1 <<'PY' &
+python3 - "$BR_PORT" "$BR_TMP/held" >"$BR_TMP/hold.out" 2>&1 <<'PY' &
 import socket, sys, time
 port = int(sys.argv[1])
 h1 = socket.create_connection(("127.0.0.1", port))
@@ -129,14 +129,22 @@ block = b"\x82\x86\x44\x04/v2/\x41\x01x"
 h2.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +
            len(block).to_bytes(3, "big") + b"\x01\x05\x00\x00\x00\x01" + block)
 h2.recv(4096)
-time.sleep(1.5)
+open(sys.argv[2], "w").close()
+time.sleep(30)
 PY
 hold=$!
-sleep 0.8
+# wait_file F — waits (up to 20 s) until a helper process created F.
+wait_file() {
+    local i
+    for i in $(seq 1 200); do [ -e "$1" ] && return 0; sleep 0.1; done
+    return 1
+}
+wait_file "$BR_TMP/held"
 scrape >/dev/null
 is "$(val 'berth_connections_open{protocol="h1",tls="false"}')" 1 "one HTTP/1 connection open"
 is "$(val 'berth_connections_open{protocol="h2",tls="false"}')" 1 "one h2c connection open"
-wait "$hold"
+kill "$hold"
+wait "$hold" 2>/dev/null
 
 # Close reasons: an idle connection (idle_timeout 3s), a malformed request
 # (error), connections over max_connections_per_client (cap: 24, one of them
@@ -180,11 +188,12 @@ is "$(curl -s -o /dev/null -w '%{http_code}' -X POST "$M_URL/readyz")" 405 "/rea
 head -c 8000000 /dev/urandom >"$BR_TMP/big"
 bd=sha256:$(sha256sum "$BR_TMP/big" | cut -d' ' -f1)
 curl -s -o /dev/null -X POST -H "$OCT" --data-binary "@$BR_TMP/big" "$BR_URL/v2/m/app/blobs/uploads/?digest=$bd"
-python3 - "$BR_PORT" "$bd" >"$BR_TMP/slow.out" 2>&1 <<'PY' &
+python3 - "$BR_PORT" "$bd" "$BR_TMP/sent" >"$BR_TMP/slow.out" 2>&1 <<'PY' &
 import socket, sys, time
 s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
 s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
 s.sendall(("GET /v2/m/app/blobs/%s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % sys.argv[2]).encode())
+open(sys.argv[3], "w").close()
 time.sleep(2.5)  # under idle_timeout
 resp = b""
 while True:
@@ -195,7 +204,8 @@ while True:
 print(resp.split(b"\r\n")[0].decode(), len(resp.split(b"\r\n\r\n", 1)[1]))
 PY
 slow=$!
-sleep 0.5
+wait_file "$BR_TMP/sent"
+sleep 0.3 # the request has reached berth
 kill -TERM "$BR_PID"
 sleep 0.5
 ok "berth is still draining" kill -0 "$BR_PID"
@@ -210,8 +220,16 @@ BR_PID=""
 is "$rc" 0 "berth exits 0 after the drain"
 no_sanitizer_report "$BR_TMP/server.log"
 
+# A bad address is a config error with its position; an empty one is off.
+printf 'metrics:\n  listen: "nope"\n' >"$BR_TMP/bad.yaml"
+out=$("$BERTH" check-config -c "$BR_TMP/bad.yaml" 2>&1)
+is "$?" 1 "check-config refuses metrics.listen: nope"
+like "$out" "bad.yaml:2:[0-9]+: 'metrics.listen' must be host:port" "... naming file, line and column"
+printf 'metrics:\n  listen: ""\nhealth: {on_main: yes}\n' >"$BR_TMP/empty.yaml"
+like "$("$BERTH" check-config -c "$BR_TMP/empty.yaml" 2>&1)" ': ok$' "an empty metrics.listen is valid (off)"
+
 # Without metrics.listen nothing listens besides the main address.
-: >"$BR_TMP/server.log"
+mv "$BR_TMP/server.log" "$BR_TMP/server-1.log"
 BR_PORT=$(free_port)
 BR_URL="http://127.0.0.1:$BR_PORT"
 cat >"$BR_TMP/off.yaml" <<EOF
