@@ -228,6 +228,58 @@ like "$out" "bad.yaml:2:[0-9]+: 'metrics.listen' must be host:port" "... naming 
 printf 'metrics:\n  listen: ""\nhealth: {on_main: yes}\n' >"$BR_TMP/empty.yaml"
 like "$("$BERTH" check-config -c "$BR_TMP/empty.yaml" 2>&1)" ': ok$' "an empty metrics.listen is valid (off)"
 
+# TLS: connections are counted with tls="true", by the protocol ALPN chose
+# (h2 or http/1.1); a failed handshake closes as error.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$BR_TMP/tls.key" -out "$BR_TMP/tls.crt" 2>/dev/null
+mv "$BR_TMP/server.log" "$BR_TMP/server-2.log"
+BR_PORT=$(free_port)
+BR_URL="https://127.0.0.1:$BR_PORT"
+cat >"$BR_TMP/tls.yaml" <<EOF
+listen: ["127.0.0.1:$BR_PORT"]
+storage: {root: $BR_TMP/store, fsync: false}
+metrics: {listen: "127.0.0.1:$M_PORT"}
+tls: {certificate: $BR_TMP/tls.crt, key: $BR_TMP/tls.key}
+EOF
+ok "berth starts with TLS and metrics" br_serve "$BR_TMP/tls.yaml" --cacert "$BR_TMP/tls.crt"
+rm -f "$BR_TMP/held"
+python3 - "$BR_PORT" "$BR_TMP/held" "$BR_TMP/tls.crt" >"$BR_TMP/hold.out" 2>&1 <<'PY' &
+import socket, ssl, sys, time
+port, ca = int(sys.argv[1]), sys.argv[3]
+def conn(alpn):
+    c = ssl.create_default_context(cafile=ca)
+    c.set_alpn_protocols([alpn])
+    return c.wrap_socket(socket.create_connection(("127.0.0.1", port)), server_hostname="127.0.0.1")
+h1 = conn("http/1.1")
+h1.sendall(b"GET /v2/ HTTP/1.1\r\nHost: x\r\n\r\n")
+h1.recv(4096)
+h2 = conn("h2")
+assert h2.selected_alpn_protocol() == "h2"
+block = b"\x82\x87\x44\x04/v2/\x41\x01x"  # GET, https, /v2/, authority x
+h2.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00" +
+           len(block).to_bytes(3, "big") + b"\x01\x05\x00\x00\x00\x01" + block)
+h2.recv(4096)
+bad = socket.create_connection(("127.0.0.1", port))
+bad.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # plain HTTP to a TLS port
+while bad.recv(4096) != b"":
+    pass
+open(sys.argv[2], "w").close()
+time.sleep(30)
+PY
+hold=$!
+ok "TLS connections in place" wait_file "$BR_TMP/held"
+sleep 0.3
+scrape >/dev/null
+is "$(val 'berth_connections_open{protocol="h1",tls="true"}')" 1 "one HTTP/1.1 connection over TLS open"
+is "$(val 'berth_connections_open{protocol="h2",tls="true"}')" 1 "one h2 connection over TLS open"
+is "$(val 'berth_connections_open{protocol="h1",tls="false"}')" 0 "no plain connection open"
+ok "the failed handshake closed as error" test "$(val 'berth_connections_closed_total{reason="error"}')" -ge 1
+kill "$hold"
+wait "$hold" 2>/dev/null
+ok "berth stops cleanly" br_stop
+no_sanitizer_report "$BR_TMP/server.log"
+BR_URL="http://127.0.0.1:$BR_PORT"
+
 # Without metrics.listen nothing listens besides the main address.
 mv "$BR_TMP/server.log" "$BR_TMP/server-1.log"
 BR_PORT=$(free_port)
