@@ -40,6 +40,7 @@ void br_config_init(br_config_t *c)
     c->gc.interval_s = 3600;
     c->gc.grace_s = 3600;
     c->gc.untagged_delete = 0;
+    c->notifications.queue_size = 10000;
     c->auth.realm = br_strndup("berth", 5);
     c->auth.bcrypt_cost = 10;
     c->auth.max_failures = 5;
@@ -102,6 +103,7 @@ void br_config_dispose(br_config_t *c)
     br_config__rules_free(c->auth.anonymous, c->auth.num_anonymous);
     br_config__rules_free(c->auth.rules, c->auth.num_rules);
     br_config__rules_free(c->immutable, c->num_immutable);
+    br_config__endpoints_free(c->notifications.endpoints, c->notifications.num_endpoints);
     memset(c, 0, sizeof(*c));
 }
 
@@ -132,6 +134,17 @@ void br_config__copy(br_config_t *dst, const br_config_t *src)
     dst->auth.anonymous = copy_rules(src->auth.anonymous, src->auth.num_anonymous);
     dst->auth.rules = copy_rules(src->auth.rules, src->auth.num_rules);
     dst->immutable = copy_rules(src->immutable, src->num_immutable);
+    size_t ne = src->notifications.num_endpoints;
+    dst->notifications.endpoints = br_calloc(ne + 1, sizeof(*dst->notifications.endpoints));
+    for (size_t i = 0; i < ne; i++) {
+        const br_config_endpoint_t *e = &src->notifications.endpoints[i];
+        br_config_endpoint_t *d = &dst->notifications.endpoints[i];
+        *d = *e;
+        d->name = dup_or_null(e->name);
+        d->url = dup_or_null(e->url);
+        d->headers = copy_strv(e->headers, e->num_headers);
+        d->ignored_media_types = copy_strv(e->ignored_media_types, e->num_ignored_media_types);
+    }
 }
 
 int br_config_validate(const br_config_t *c, char *err, size_t errsize)

@@ -38,6 +38,12 @@
  *     listen: 127.0.0.1:9100                # /metrics, /healthz, /readyz (plain HTTP); unset = off
  *   health:
  *     on_main: false                        # also answer /healthz and /readyz on the main listeners, without auth
+ *   notifications:                          # webhooks (server/events.c)
+ *     queue_size: 10000                     # events kept for delivery; the oldest go beyond it
+ *     endpoints:
+ *       - {name: ci, url: "http://ci/hook", headers: {Authorization: [Bearer x]}, timeout: 1s,
+ *          threshold: 10, backoff: 1s, format: distribution, disabled: false,
+ *          ignoredmediatypes: [], ignore: {mediatypes: [], actions: [pull]}}
  *   tls:
  *     certificate: /path/cert.pem
  *     key: /path/key.pem
@@ -110,6 +116,28 @@ typedef struct st_br_config_group_t {
     char **members;
     size_t num_members;
 } br_config_group_t;
+
+/* Event actions (notifications): what endpoints can ignore. */
+#define BR_EVENT_PUSH 1u
+#define BR_EVENT_PULL 2u
+#define BR_EVENT_DELETE 4u
+#define BR_EVENT_MOUNT 8u
+
+/* One webhook endpoint of notifications.endpoints (distribution's shape). */
+typedef struct st_br_config_endpoint_t {
+    char *name;     /* unique; names its delivery position in the store */
+    char *url;      /* http://host[:port]/path */
+    char **headers; /* "Name: value" lines, sent with every request */
+    size_t num_headers;
+    uint64_t timeout_ms;
+    unsigned threshold;  /* failures in a row before the back-off grows */
+    uint64_t backoff_ms; /* wait after a failed delivery */
+    int cloudevents;     /* format: cloudevents (one CloudEvents 1.0 event per request) */
+    int disabled;
+    char **ignored_media_types; /* ignoredmediatypes and ignore.mediatypes together */
+    size_t num_ignored_media_types;
+    unsigned ignored_actions; /* BR_EVENT_* */
+} br_config_endpoint_t;
 
 /* Room for the key table (config/internal.h; keys.c checks that it fits). */
 #define BR_CONFIG_MAX_KEYS 64
@@ -210,6 +238,12 @@ typedef struct st_br_config_t {
             uint64_t leeway_s;
         } token;
     } auth;
+
+    struct {
+        br_config_endpoint_t *endpoints;
+        size_t num_endpoints;
+        unsigned queue_size; /* events kept for delivery; the oldest are dropped beyond it */
+    } notifications;
 
     /* Where each key of the key table was last set (indexed like the table),
      * and the YAML file the positions refer to (the last one loaded; heap,

@@ -31,6 +31,7 @@ typedef enum {
     BR_CK_RULES,      /* br_config_rule_t[]: list of {repository, users, groups, actions} */
     BR_CK_ANON_RULES, /* br_config_rule_t[]: list of {repository, actions} */
     BR_CK_IMMUTABLE,  /* br_config_rule_t[]: list of {repository, tags} */
+    BR_CK_ENDPOINTS,  /* br_config_endpoint_t[]: list of webhook endpoint mappings */
 } br_config_type_t;
 
 typedef struct st_br_config_key_t {
@@ -43,7 +44,7 @@ typedef struct st_br_config_key_t {
 
 /* The table, terminated by an entry whose name is NULL. Its size is fixed so
  * that front ends can keep per-key arrays; a row too many fails to compile. */
-#define BR_CONFIG_NUM_KEYS 46
+#define BR_CONFIG_NUM_KEYS 48
 extern const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1];
 
 _Static_assert(BR_CONFIG_NUM_KEYS <= BR_CONFIG_MAX_KEYS, "br_config_t.origin needs room for every key");
@@ -77,6 +78,7 @@ int br_config__glob_valid(const char *s, size_t len);
 /* Frees a rule/group array and its strings. */
 void br_config__rules_free(br_config_rule_t *rules, size_t n);
 void br_config__groups_free(br_config_group_t *groups, size_t n);
+void br_config__endpoints_free(br_config_endpoint_t *e, size_t n);
 
 /* Builds a listen list one address at a time (YAML sequences report each bad
  * item at its own position), then installs it with br_config__listen_commit,

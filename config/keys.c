@@ -73,6 +73,8 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {"auth.token", "trusted_certificates", BR_CK_OPT_STRING, F(auth.token.trusted_certificates), 0, 0},
     {"auth.token", "jwks", BR_CK_OPT_STRING, F(auth.token.jwks), 0, 0},
     {"auth.token", "leeway", BR_CK_DURATION_S, F(auth.token.leeway_s), 0, 3600 * 1000},
+    {"notifications", "endpoints", BR_CK_ENDPOINTS, F(notifications.endpoints), 0, 0},
+    {"notifications", "queue_size", BR_CK_UINT, F(notifications.queue_size), 1, 10000000},
     {NULL, NULL, 0, 0, 0, 0},
 };
 
@@ -208,6 +210,9 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
     case BR_CK_IMMUTABLE:
         snprintf(err, errsize, "'%s' must be a list of {repository, tags} mappings", name);
         break;
+    case BR_CK_ENDPOINTS:
+        snprintf(err, errsize, "'%s' must be a list of {name, url, ...} mappings", name);
+        break;
     }
     return BR_E_CONFIG;
 }
@@ -272,6 +277,17 @@ void br_config__groups_free(br_config_group_t *groups, size_t n)
         free_strv(groups[i].members, groups[i].num_members);
     }
     free(groups);
+}
+
+void br_config__endpoints_free(br_config_endpoint_t *e, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(e[i].name);
+        free(e[i].url);
+        free_strv(e[i].headers, e[i].num_headers);
+        free_strv(e[i].ignored_media_types, e[i].num_ignored_media_types);
+    }
+    free(e);
 }
 
 /* Strict decimal: digits only, no sign, no spaces, no overflow. */
@@ -399,7 +415,8 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
      * a path short. */
     if (memchr(value, '\0', len) != NULL)
         return br_config__type_error(k, err, errsize);
-    if (k->type == BR_CK_GROUPS || k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE) {
+    if (k->type == BR_CK_GROUPS || k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE ||
+        k->type == BR_CK_ENDPOINTS) {
         char name[128];
         snprintf(err, errsize, "'%s' can only be set in the YAML file", br_config__display(k, name, sizeof(name)));
         return BR_E_CONFIG;
@@ -492,6 +509,7 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
     case BR_CK_RULES:
     case BR_CK_ANON_RULES:
     case BR_CK_IMMUTABLE:
+    case BR_CK_ENDPOINTS:
         break; /* refused above */
     }
     return br_config__type_error(k, err, errsize);

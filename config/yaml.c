@@ -283,6 +283,204 @@ Exit:
     return ret;
 }
 
+/* A duration scalar (br_config_parse_duration_ms) of an endpoint item. */
+static int read_duration(struct st_yaml_ctx_t *ctx, const char *what, const yaml_node_t *v, uint64_t *out)
+{
+    char buf[64];
+    if (!is_word(v) || v->data.scalar.length >= sizeof(buf))
+        return fail_at(ctx, v->start_mark, "'%s' must be a duration (e.g. 500ms, 5s)", what);
+    memcpy(buf, v->data.scalar.value, v->data.scalar.length);
+    buf[v->data.scalar.length] = '\0';
+    if (br_config_parse_duration_ms(buf, out) != 0 || *out == 0)
+        return fail_at(ctx, v->start_mark, "'%s' must be a duration (e.g. 500ms, 5s)", what);
+    return 0;
+}
+
+/* Appends the words of v (one string or a list) to *list. */
+static int add_words(struct st_yaml_ctx_t *ctx, const char *what, const yaml_node_t *v, char ***list, size_t *n)
+{
+    char **more;
+    size_t m;
+    int ret = read_words(ctx, what, v, &more, &m);
+    if (ret != 0)
+        return ret;
+    *list = br_realloc(*list, (*n + m + 1) * sizeof(**list));
+    memcpy(*list + *n, more, m * sizeof(*more));
+    *n += m;
+    (*list)[*n] = NULL;
+    free(more);
+    return 0;
+}
+
+/* Action names of ignore.actions into BR_EVENT_* bits. */
+static int read_event_actions(struct st_yaml_ctx_t *ctx, const yaml_node_t *v, unsigned *bits)
+{
+    static const struct {
+        const char *name;
+        unsigned bit;
+    } names[] = {{"push", BR_EVENT_PUSH}, {"pull", BR_EVENT_PULL}, {"delete", BR_EVENT_DELETE}, {"mount", BR_EVENT_MOUNT}};
+    char **words;
+    size_t n;
+    int ret = read_words(ctx, "ignore.actions", v, &words, &n);
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        size_t j = 0;
+        while (j < 4 && strcmp(words[i], names[j].name) != 0)
+            j++;
+        if (j == 4)
+            ret = fail_at(ctx, v->start_mark, "'ignore.actions' must be push, pull, delete or mount, not '%s'", words[i]);
+        else
+            *bits |= names[j].bit;
+    }
+    for (size_t i = 0; i < n; i++)
+        free(words[i]);
+    free(words);
+    return ret;
+}
+
+/* One item of notifications.endpoints into e (fields owned by e, also on error). */
+static int read_endpoint(struct st_yaml_ctx_t *ctx, const yaml_node_t *item, br_config_endpoint_t *e)
+{
+    int ret = 0;
+    e->timeout_ms = 1000;
+    e->threshold = 10;
+    e->backoff_ms = 1000;
+    if (item->type != YAML_MAPPING_NODE)
+        return fail_at(ctx, item->start_mark, "'notifications.endpoints' items must be mappings");
+    for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top && ret == 0; p++) {
+        const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key), *v = yaml_document_get_node(ctx->doc, p->value);
+        const yaml_node_t *prev = earlier_key(ctx, item, p);
+        if (key->type != YAML_SCALAR_NODE)
+            return fail_at(ctx, key->start_mark, "keys must be plain strings");
+        if (prev != NULL)
+            return fail_at(ctx, key->start_mark, "duplicate key '%s' in 'notifications.endpoints' item (first at line %zu)",
+                           (const char *)key->data.scalar.value, prev->start_mark.line + 1);
+        const char *sv = (const char *)v->data.scalar.value;
+        if (scalar_is(key, "name")) {
+            size_t len = is_word(v) ? v->data.scalar.length : 0;
+            if (len == 0 || len > 64 || strspn(sv, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-") != len)
+                return fail_at(ctx, v->start_mark, "'name' must be 1-64 characters of [A-Za-z0-9._-]");
+            e->name = br_strndup(sv, len);
+        } else if (scalar_is(key, "url")) {
+            if (!is_word(v) || strncmp(sv, "http://", 7) != 0 || v->data.scalar.length <= 7 ||
+                strpbrk(sv, " \t\r\n") != NULL)
+                return fail_at(ctx, v->start_mark, "'url' must be an http:// URL (https is not supported yet)");
+            e->url = br_strndup(sv, v->data.scalar.length);
+        } else if (scalar_is(key, "headers")) {
+            if (v->type != YAML_MAPPING_NODE && !is_null(v))
+                return fail_at(ctx, v->start_mark, "'headers' must be a mapping of header names to values (or lists of them)");
+            for (yaml_node_pair_t *h = is_null(v) ? NULL : v->data.mapping.pairs.start; h != NULL && h < v->data.mapping.pairs.top;
+                 h++) {
+                const yaml_node_t *hk = yaml_document_get_node(ctx->doc, h->key), *hv = yaml_document_get_node(ctx->doc, h->value);
+                size_t hl = is_word(hk) ? hk->data.scalar.length : 0;
+                if (hl == 0 || strspn((const char *)hk->data.scalar.value, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != hl)
+                    return fail_at(ctx, hk->start_mark, "header names must be tokens ([A-Za-z0-9_-])");
+                char **vals;
+                size_t nv;
+                if ((ret = read_words(ctx, "headers", hv, &vals, &nv)) != 0)
+                    return ret;
+                for (size_t i = 0; i < nv; i++) {
+                    if (strpbrk(vals[i], "\r\n") == NULL) {
+                        char line[4096];
+                        snprintf(line, sizeof(line), "%s: %s", (const char *)hk->data.scalar.value, vals[i]);
+                        e->headers = br_realloc(e->headers, (e->num_headers + 2) * sizeof(*e->headers));
+                        e->headers[e->num_headers++] = br_strndup(line, strlen(line));
+                        e->headers[e->num_headers] = NULL;
+                    } else {
+                        ret = fail_at(ctx, hv->start_mark, "header values must be one line");
+                    }
+                    free(vals[i]);
+                }
+                free(vals);
+                if (ret != 0)
+                    return ret;
+            }
+        } else if (scalar_is(key, "timeout")) {
+            ret = read_duration(ctx, "timeout", v, &e->timeout_ms);
+        } else if (scalar_is(key, "backoff")) {
+            ret = read_duration(ctx, "backoff", v, &e->backoff_ms);
+        } else if (scalar_is(key, "threshold")) {
+            char *end;
+            unsigned long t = is_word(v) ? strtoul(sv, &end, 10) : 0;
+            if (!is_word(v) || *end != '\0' || sv[0] < '0' || sv[0] > '9' || t > 1000)
+                return fail_at(ctx, v->start_mark, "'threshold' must be a number from 0 to 1000");
+            e->threshold = (unsigned)t;
+        } else if (scalar_is(key, "format")) {
+            if (scalar_is(v, "cloudevents"))
+                e->cloudevents = 1;
+            else if (!scalar_is(v, "distribution"))
+                return fail_at(ctx, v->start_mark, "'format' must be distribution or cloudevents");
+        } else if (scalar_is(key, "disabled")) {
+            if (scalar_is(v, "true"))
+                e->disabled = 1;
+            else if (!scalar_is(v, "false"))
+                return fail_at(ctx, v->start_mark, "'disabled' must be true or false");
+        } else if (scalar_is(key, "ignoredmediatypes")) {
+            ret = add_words(ctx, "ignoredmediatypes", v, &e->ignored_media_types, &e->num_ignored_media_types);
+        } else if (scalar_is(key, "ignore")) {
+            if (v->type != YAML_MAPPING_NODE && !is_null(v))
+                return fail_at(ctx, v->start_mark, "'ignore' must be a mapping {mediatypes, actions}");
+            for (yaml_node_pair_t *q = is_null(v) ? NULL : v->data.mapping.pairs.start; q != NULL && q < v->data.mapping.pairs.top && ret == 0;
+                 q++) {
+                const yaml_node_t *ik = yaml_document_get_node(ctx->doc, q->key), *iv = yaml_document_get_node(ctx->doc, q->value);
+                if (scalar_is(ik, "mediatypes"))
+                    ret = add_words(ctx, "ignore.mediatypes", iv, &e->ignored_media_types, &e->num_ignored_media_types);
+                else if (scalar_is(ik, "actions"))
+                    ret = read_event_actions(ctx, iv, &e->ignored_actions);
+                else
+                    return fail_at(ctx, ik->start_mark, "unknown key in 'ignore' (mediatypes, actions)");
+            }
+        } else {
+            return fail_at(ctx, key->start_mark, "unknown key '%s' in 'notifications.endpoints' item",
+                           (const char *)key->data.scalar.value);
+        }
+    }
+    if (ret != 0)
+        return ret;
+    if (e->name == NULL)
+        return fail_at(ctx, item->start_mark, "'notifications.endpoints' item needs 'name'");
+    if (e->url == NULL)
+        return fail_at(ctx, item->start_mark, "'notifications.endpoints' item needs 'url'");
+    if (e->headers == NULL)
+        e->headers = br_calloc(1, sizeof(char *));
+    if (e->ignored_media_types == NULL)
+        e->ignored_media_types = br_calloc(1, sizeof(char *));
+    return 0;
+}
+
+/* notifications.endpoints: a list of endpoint mappings, replacing the list. */
+static int apply_endpoints(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *v)
+{
+    char msg[256];
+    if (v->type != YAML_SEQUENCE_NODE && !is_null(v)) {
+        br_config__type_error(k, msg, sizeof(msg));
+        return fail_at(ctx, v->start_mark, "%s", msg);
+    }
+    size_t count = is_null(v) ? 0 : (size_t)(v->data.sequence.items.top - v->data.sequence.items.start), n = 0;
+    br_config_endpoint_t *eps = br_calloc(count + 1, sizeof(*eps));
+    int ret = 0;
+    for (; n < count; n++) {
+        const yaml_node_t *item = yaml_document_get_node(ctx->doc, v->data.sequence.items.start[n]);
+        if ((ret = read_endpoint(ctx, item, &eps[n])) != 0) {
+            n++; /* the half-read endpoint is freed too */
+            goto Exit;
+        }
+        for (size_t i = 0; i < n; i++)
+            if (strcmp(eps[i].name, eps[n].name) == 0) {
+                ret = fail_at(ctx, item->start_mark, "duplicate endpoint name '%s'", eps[n].name);
+                n++;
+                goto Exit;
+            }
+    }
+    br_config__endpoints_free(ctx->c->notifications.endpoints, ctx->c->notifications.num_endpoints);
+    ctx->c->notifications.endpoints = eps;
+    ctx->c->notifications.num_endpoints = n;
+    eps = NULL;
+Exit:
+    if (eps != NULL)
+        br_config__endpoints_free(eps, n);
+    return ret;
+}
+
 static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *key, const yaml_node_t *v)
 {
     char msg[512];
@@ -296,6 +494,8 @@ static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, cons
         return apply_rules(ctx, k, v);
     if (k->type == BR_CK_GROUPS)
         return apply_groups(ctx, k, v);
+    if (k->type == BR_CK_ENDPOINTS)
+        return apply_endpoints(ctx, k, v);
     if (v->type != YAML_SCALAR_NODE) {
         br_config__type_error(k, msg, sizeof(msg));
         return fail_at(ctx, v->start_mark, "%s", msg);

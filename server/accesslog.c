@@ -139,6 +139,17 @@ static br_str_t env_value(h2o_req_t *req, const char *name, size_t len)
     return v != NULL && v->len != 0 ? br_str(v->base, v->len) : br_str("-", 1);
 }
 
+br_str_t br_request_id_of(h2o_req_t *req)
+{
+    return env_value(req, H2O_STRLIT(ENV_ID));
+}
+
+br_str_t br_request_subject(h2o_req_t *req)
+{
+    h2o_iovec_t *v = h2o_req_getenv(req, H2O_STRLIT(ENV_SUBJECT), 0);
+    return v != NULL ? br_str(v->base, v->len) : br_str("", 0);
+}
+
 void br_access_log(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;

@@ -183,6 +183,8 @@ int br_handle_blob(h2o_req_t *req, const br_match_t *m)
         int err = br_blob_unlink(st, m->name, &d);
         if (err != 0)
             return br_send_error(req, err, NULL);
+        br_event_t e = {.action = BR_EVENT_DELETE, .repository = m->name, .digest = &d, .media_type = ""};
+        br_event_emit(req, &e);
         br_add_digest_headers(req, &d, 0);
         br_send(req, 202, NULL, "", 0);
         return 0;
@@ -193,6 +195,10 @@ int br_handle_blob(h2o_req_t *req, const br_match_t *m)
     int err = br_blob_open(st, m->name, &d, &fd, &size);
     if (err != 0)
         return br_send_error(req, err, NULL);
+    if (!br_is_head(req)) {
+        br_event_t e = {.action = BR_EVENT_PULL, .repository = m->name, .digest = &d, .size = size};
+        br_event_emit(req, &e);
+    }
     br_send_blob_fd(req, fd, size, &d, "application/octet-stream", 1);
     return 0;
 }

@@ -12,6 +12,7 @@ libbrserver_a_SOURCES = \
 	server/referrers.c \
 	server/metrics.c \
 	server/gc.c \
+	server/events.c \
 	server/fsck.c \
 	server/du.c \
 	server/immutable.c

@@ -274,7 +274,7 @@ static struct {
     const char *root;
 } sources;
 
-static void snapshot_release(br_snapshot_t *snap)
+void br_snapshot_release(br_snapshot_t *snap)
 {
     if (snap == NULL || __atomic_sub_fetch(&snap->_refs, 1, __ATOMIC_ACQ_REL) != 0)
         return;
@@ -282,6 +282,15 @@ static void snapshot_release(br_snapshot_t *snap)
         br_auth_destroy(snap->auth);
     br_config_dispose(&snap->config);
     free(snap);
+}
+
+br_snapshot_t *br_snapshot_acquire(void)
+{
+    pthread_mutex_lock(&br_srv.snapshot_lock);
+    br_snapshot_t *snap = br_srv.snapshot;
+    __atomic_add_fetch(&snap->_refs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_unlock(&br_srv.snapshot_lock);
+    return snap;
 }
 
 void br_snapshot_update(br_thread_t *t)
@@ -293,7 +302,7 @@ void br_snapshot_update(br_thread_t *t)
     t->snap = br_srv.snapshot;
     __atomic_add_fetch(&t->snap->_refs, 1, __ATOMIC_RELAXED);
     pthread_mutex_unlock(&br_srv.snapshot_lock);
-    snapshot_release(old);
+    br_snapshot_release(old);
 }
 
 static void on_restart_key(void *ctx, const char *where)
@@ -342,7 +351,7 @@ static void reload(void)
     br_srv.snapshot = nw;
     __atomic_store_n(&br_srv.generation, nw->generation, __ATOMIC_RELEASE);
     pthread_mutex_unlock(&br_srv.snapshot_lock);
-    snapshot_release(cur);
+    br_snapshot_release(cur);
 
     br_log_setup(nw->config.log.level, nw->config.log.format);
     br_gc_reconfigure(&nw->config);
@@ -538,7 +547,7 @@ static void thread_stop(br_thread_t *t)
     }
     br_list_cache_clear();
     drain_recycled_buffers();
-    snapshot_release(t->snap);
+    br_snapshot_release(t->snap);
     t->snap = NULL;
 }
 
@@ -656,6 +665,7 @@ static int serve(br_snapshot_t *snap)
     if (br_listeners_bind() != 0)
         goto Exit;
     br_gc_start(c);
+    br_events_start();
     /* Thread 0 is this one; it runs after the others are started. */
     for (size_t i = 1; i < num_threads; i++) {
         threads[i].index = i;
@@ -677,6 +687,7 @@ static int serve(br_snapshot_t *snap)
     }
 
 Exit:
+    br_events_stop();
     br_gc_stop();
     br_metrics_dispose();
     br_store_close(br_srv.store);
@@ -911,7 +922,7 @@ int main(int argc, char **argv)
     if (br_srv.ssl_ctx != NULL)
         SSL_CTX_free(br_srv.ssl_ctx);
     free(threads);
-    snapshot_release(br_srv.snapshot);
+    br_snapshot_release(br_srv.snapshot);
     br_srv.snapshot = NULL;
     return ret;
 }

@@ -146,6 +146,11 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
     };
     br_digest_t stored;
     r = br_manifest_put(br_srv.store, &put, &stored);
+    if (r == 0) {
+        br_event_t e = {.action = BR_EVENT_PUSH, .repository = m->name, .digest = &stored, .size = body.len, .manifest = 1,
+                        .media_type = h2o_strdup(&req->pool, man.media_type.base, man.media_type.len).base, .tag = put.tag};
+        br_event_emit(req, &e);
+    }
     if (r == 0 && man.has_subject) {
         char sub[BR_DIGEST_MAX + 1];
         size_t n = br_digest_format(&man.subject.digest, sub);
@@ -189,7 +194,7 @@ static br_str_t accept_header(h2o_req_t *req)
 static int handle_get(h2o_req_t *req, const br_match_t *m)
 {
     br_digest_t d;
-    int r = parse_reference(m->reference, &d);
+    int r = parse_reference(m->reference, &d), by_digest = r == 1;
     if (r < 0)
         return send_no_such_reference(req);
     br_manifest_rec_t rec;
@@ -204,6 +209,11 @@ static int handle_get(h2o_req_t *req, const br_match_t *m)
     uint64_t size;
     if ((r = br_blob_open(br_srv.store, m->name, &rec.digest, &fd, &size)) != 0)
         return br_send_error(req, r == BR_E_BLOB_UNKNOWN ? BR_E_MANIFEST_UNKNOWN : r, NULL);
+    if (!br_is_head(req)) {
+        br_event_t e = {.action = BR_EVENT_PULL, .repository = m->name, .digest = &rec.digest, .size = size, .manifest = 1,
+                        .media_type = rec.media_type, .tag = by_digest ? br_str("", 0) : m->reference};
+        br_event_emit(req, &e);
+    }
     br_send_blob_fd(req, fd, size, &rec.digest, h2o_strdup(&req->pool, rec.media_type, mt.len).base, 0);
     return 0;
 }
@@ -216,15 +226,19 @@ static int handle_delete(h2o_req_t *req, const br_match_t *m)
     int r = parse_reference(m->reference, &d);
     if (r < 0)
         return send_no_such_reference(req);
+    int by_digest = r == 1;
     keep_tag_t keep = {br_immutable_rule(br_cfg(), m->name), NULL, ""};
     if (r == 0 && (keep.glob = br_immutable_glob(keep.rule, m->reference)) != NULL)
         return send_immutable(req, keep.rule, keep.glob, m->reference, "deleting it");
-    r = r == 1 ? br_manifest_delete_unless(br_srv.store, m->name, &d, keep.rule != NULL ? on_keep_tag : NULL, &keep)
-               : br_tag_delete(br_srv.store, m->name, m->reference);
+    r = by_digest ? br_manifest_delete_unless(br_srv.store, m->name, &d, keep.rule != NULL ? on_keep_tag : NULL, &keep)
+                  : br_tag_delete(br_srv.store, m->name, m->reference);
     if (r == BR_E_DENIED)
         return send_immutable(req, keep.rule, keep.glob, br_cstr(keep.tag), "deleting the manifest it names");
     if (r != 0)
         return br_send_error(req, r, NULL);
+    br_event_t e = {.action = BR_EVENT_DELETE, .repository = m->name, .digest = by_digest ? &d : NULL, .manifest = 1,
+                    .media_type = "", .tag = by_digest ? br_str("", 0) : m->reference};
+    br_event_emit(req, &e);
     br_send(req, 202, NULL, "", 0);
     return 0;
 }

@@ -100,6 +100,32 @@ static inline const br_config_t *br_cfg(void)
 }
 /* Moves thread t to the newest snapshot if a reload published one (main.c). */
 void br_snapshot_update(br_thread_t *t);
+/* A reference to the newest snapshot, for a thread without a loop (the
+ * event deliverer); give it back with br_snapshot_release. */
+br_snapshot_t *br_snapshot_acquire(void);
+void br_snapshot_release(br_snapshot_t *snap);
+
+/* ---- events (events.c) ------------------------------------------------------ */
+
+/* One thing that happened, for notifications.endpoints. */
+typedef struct st_br_event_t {
+    unsigned action;          /* BR_EVENT_PUSH, _PULL, _DELETE, _MOUNT */
+    br_str_t repository;
+    const br_digest_t *digest; /* NULL: none (a tag delete) */
+    const char *media_type;   /* NULL: a blob (application/octet-stream) */
+    uint64_t size;
+    int manifest; /* the target is a manifest (its URL is under manifests/) */
+    br_str_t tag;  /* empty: none */
+    br_str_t from; /* mount source repository */
+} br_event_t;
+
+/* Queues ev, made by req, for delivery when any endpoint is configured: the
+ * event is written to the store's queue by the deliverer thread within
+ * milliseconds, never by the caller, which only takes a mutex. */
+void br_event_emit(h2o_req_t *req, const br_event_t *ev);
+/* The deliverer thread: start after the store opens, stop before it closes. */
+void br_events_start(void);
+void br_events_stop(void);
 
 /* ---- listeners and connections (listen.c) ---------------------------------- */
 
@@ -228,6 +254,10 @@ int br_request_id_valid(br_str_t id);
 /* Names the authenticated subject of req in its access-log line ("" or NULL:
  * nobody; the line shows "-"). Never pass credentials. */
 void br_access_subject(h2o_req_t *req, const char *user);
+/* The id br_request_id gave req ("-" before it ran), and the subject
+ * br_access_subject named ("" for nobody); both in req->pool. */
+br_str_t br_request_id_of(h2o_req_t *req);
+br_str_t br_request_subject(h2o_req_t *req);
 /* The h2o logger: one line per request, text or JSON (log.format). */
 void br_access_log(h2o_logger_t *self, h2o_req_t *req);
 

@@ -120,6 +120,8 @@ static void finish_job(upload_job_t *j)
     if (err != 0) {
         br_send_error(req, err, err == BR_E_DIGEST_INVALID ? "digest of the uploaded content does not match" : NULL);
     } else if (status == 201) {
+        br_event_t e = {.action = BR_EVENT_PUSH, .repository = j->name, .digest = &j->digest, .size = size};
+        br_event_emit(req, &e);
         send_created(req, j->name, &j->digest);
     } else {
         br_send(req, 202, NULL, "", 0);
@@ -321,6 +323,12 @@ int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
     if ((r = query_digest(req, "mount", &d)) < 0)
         return br_send_error(req, r, "invalid mount digest");
     if (r == 1 && try_mount(m, req, &d) == 0) {
+        br_event_t e = {.action = BR_EVENT_MOUNT, .repository = m->name, .digest = &d};
+        br_str_t from;
+        if (br_query_param(req, "from", &from) == 1)
+            e.from = from;
+        br_blob_stat_any(br_srv.store, &d, &e.size);
+        br_event_emit(req, &e);
         send_created(req, m->name, &d);
         return 0;
     }

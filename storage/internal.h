@@ -117,7 +117,7 @@ typedef struct st_br_claim_t {
 struct st_br_store_t {
     MDB_env *env;
     MDB_dbi db_meta, db_repos, db_blobs, db_links, db_holders, db_manifests, db_tags, db_mtags, db_referrers, db_uploads,
-        db_refby;
+        db_refby, db_events;
     uint64_t links_epoch; /* meta "links_epoch": see br_link_time */
     int fsync;
     int root_fd, blob_fd[3], uploads_fd; /* blob_fd indexed by br_alg_t */

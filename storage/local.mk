@@ -8,5 +8,6 @@ libbrstorage_a_SOURCES = \
 	storage/manifests.c \
 	storage/verify.c \
 	storage/gc.c \
-	storage/usage.c
+	storage/usage.c \
+	storage/events.c
 libbrstorage_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(OPENSSL_CFLAGS)

@@ -86,6 +86,28 @@ long br_store_lock_owner(const char *root);
  * kernel's lock table (/proc/locks); 0 when none does or it cannot be read.
  * Takes no lock itself. */
 long br_store_server_pid(const char *root);
+
+/* ---- the event queue (notifications; events.c) -------------------------
+ * Events are opaque bytes with increasing sequence numbers (from 1). Each
+ * endpoint has a persistent position: the last sequence it acknowledged. */
+
+/* Appends n events in one write txn; then, while more than max are queued,
+ * drops the oldest and adds them to the persistent dropped counter
+ * (*dropped, may be NULL: how many this call dropped). 0 or an error. */
+int br_store_events_append(br_store_t *s, const br_str_t *ev, size_t n, uint64_t max, uint64_t *dropped);
+/* Calls cb for up to max queued events with sequence > after, in order,
+ * inside one read txn (ev is valid during the call only); a non-zero return
+ * from cb stops and is returned. */
+typedef int (*br_event_cb)(void *ctx, uint64_t seq, br_str_t ev);
+int br_store_events_read(br_store_t *s, uint64_t after, size_t max, br_event_cb cb, void *ctx);
+/* The position of endpoint name (0 when none is stored). */
+int br_store_events_pos(br_store_t *s, const char *name, uint64_t *seq);
+/* In one write txn: sets name's position to seq (name may be NULL: none) and
+ * deletes the queued events with sequence <= trim_upto (the caller passes
+ * the lowest position of its endpoints). */
+int br_store_events_ack(br_store_t *s, const char *name, uint64_t seq, uint64_t trim_upto);
+/* Events queued now, and dropped for room since the store was made. */
+int br_store_events_stats(br_store_t *s, uint64_t *queued, uint64_t *dropped);
 /* "<root>/tmp", NUL-terminated; owned by s. */
 const char *br_store_tmp_dir(br_store_t *s);
 

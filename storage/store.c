@@ -559,7 +559,7 @@ static int open_dbs(br_store_t *s)
         {"holders", offsetof(br_store_t, db_holders)},     {"manifests", offsetof(br_store_t, db_manifests)},
         {"tags", offsetof(br_store_t, db_tags)},           {"mtags", offsetof(br_store_t, db_mtags)},
         {"referrers", offsetof(br_store_t, db_referrers)}, {"uploads", offsetof(br_store_t, db_uploads)},
-        {"refby", offsetof(br_store_t, db_refby)},
+        {"refby", offsetof(br_store_t, db_refby)},         {"events", offsetof(br_store_t, db_events)},
     };
     MDB_txn *txn = NULL;
     int rc, ret;

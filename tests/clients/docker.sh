@@ -17,6 +17,9 @@
 # - a second push: every layer "Layer already exists" (blob HEAD 200).
 # - a push to another repository of the same registry: "Mounted from
 #   docker/big" (cross-repository mount, POST ?mount=&from= answered 201).
+# - notifications (berth only): a webhook receiver sees a push event for each
+#   blob docker uploads and then one for the manifest (tag v1), and for the
+#   pull a pull event for the manifest before those of its blobs.
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/clients/clients.sh"
 need dockerd skopeo umoci jq curl unshare
@@ -24,6 +27,32 @@ need dockerd skopeo umoci jq curl unshare
 DOCKER=/usr/bin/docker
 [ -x "$DOCKER" ] || DOCKER=$(command -v docker) || skip_all "docker CLI not installed"
 . "$top_srcdir/tests/clients/images.sh"
+
+# A webhook receiver for berth's notifications (see tests/server/events.sh).
+EV="$BR_TMP/events.jsonl"
+if [ "${BR_TEST_REGISTRY:-berth}" = berth ]; then
+    python3 "$top_srcdir/tests/server/webhook_receiver.py" "$EV" "$BR_TMP/rport" &
+    _rpid=$!
+    at_exit "kill $_rpid"
+    for i in $(seq 1 100); do [ -s "$BR_TMP/rport" ] && break; sleep 0.05; done
+    events_config() {
+        printf 'notifications:\n  endpoints:\n    - {name: test, url: "http://127.0.0.1:%s/events", backoff: 200ms}\n' \
+            "$(cat "$BR_TMP/rport")" >"$BR_TMP/events.yaml"
+        echo "$BR_TMP/events.yaml"
+    }
+    BR_START_CONFIG=events_config
+fi
+# events — "action repository digest tag" of each event received so far
+events() { [ -f "$EV" ] && jq -r '.body.events[] | "\(.action) \(.target.repository) \(.target.digest) \(.target.tag // "-")"' "$EV"; }
+# wait_events PATTERN N — until N events match PATTERN (60 s)
+wait_events() {
+    local i
+    for i in $(seq 1 600); do
+        [ "$(events | grep -c -- "$1")" -ge "$2" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
 
 registry_start || { echo "Bail out! registry did not start"; exit 1; }
 
@@ -58,12 +87,26 @@ is "$(digest_of "$BR_TMP/raw")" "$pushed" "registry serves the pushed manifest f
 is "$(jq -r .mediaType "$BR_TMP/raw")" "application/vnd.docker.distribution.manifest.v2+json" "docker pushed schema 2"
 is "$(jq -r .config.digest "$BR_TMP/raw")" "$cfg" "manifest references the image's config"
 is "$(grep -i '^docker-content-digest:' "$BR_TMP/h" | tr -d '\r' | cut -d' ' -f2)" "$pushed" "Docker-Content-Digest header"
+if [ "$REG_KIND" = berth ]; then
+    ok "events: the manifest push arrives" wait_events "^push docker/big $pushed v1\$" 1
+    is "$(events | grep '^push ' | sed '$!d')" "push docker/big $pushed v1" "events: the manifest push comes last"
+    is "$(events | grep '^push docker/big sha256:[0-9a-f]* -$' | cut -d' ' -f3 | sort | tr '\n' ' ')" \
+        "$(blobs_of "$BR_TMP/raw" | sort | tr '\n' ' ')" "events: one push event for each blob (config and layers) before it"
+    pushes=$(events | wc -l)
+fi
 
 # --- rmi, pull by tag and by digest ----------------------------------------
 ok "docker rmi" quiet dk rmi "$REG/docker/big:v1" berth/big:v1
 ok "image gone" fails dk image inspect "$cfg"
 dk pull "$REG/docker/big:v1" >"$BR_TMP/pull.out" 2>&1
 ok "docker pull by tag" test $? -eq 0 || sed 's/^/#   /' "$BR_TMP/pull.out"
+if [ "$REG_KIND" = berth ]; then
+    ok "events: the pulls arrive" wait_events "^pull docker/big " 5
+    # docker 20.10 resolves the tag with HEAD (no event), then GETs by digest
+    is "$(events | sed -n "$((pushes + 1))p")" "pull docker/big $pushed -" "events: the manifest pull (by digest) comes first"
+    is "$(events | sed -n "$((pushes + 2)),\$p" | grep '^pull docker/big sha256:[0-9a-f]* -$' | cut -d' ' -f3 | sort | tr '\n' ' ')" \
+        "$(blobs_of "$BR_TMP/raw" | sort | tr '\n' ' ')" "events: then a pull event for each blob"
+fi
 like "$(cat "$BR_TMP/pull.out")" "Digest: $pushed" "pull reports the pushed digest"
 is "$(dk image inspect --format '{{.Id}}' "$REG/docker/big:v1" 2>&1)" "$cfg" "pulled image has the same ID"
 like "$(dk image inspect --format '{{join .RepoDigests " "}}' "$cfg" 2>&1)" "$REG/docker/big@$pushed" "RepoDigests"

@@ -961,6 +961,79 @@ static void test_restart_keys(void)
     br_config_dispose(&nw);
 }
 
+/* notifications.endpoints: every field, the defaults, and errors at their position. */
+static void test_endpoints(void)
+{
+    char err[1024], want[600];
+    br_config_t c;
+    is_int(load(&c,
+                "notifications:\n"
+                "  queue_size: 5\n"
+                "  endpoints:\n"
+                "    - name: a\n"
+                "      url: http://127.0.0.1:9/x\n"
+                "      headers: {Authorization: [Bearer t, two], X-One: v}\n"
+                "      timeout: 250ms\n"
+                "      threshold: 3\n"
+                "      backoff: 2s\n"
+                "      format: cloudevents\n"
+                "      disabled: true\n"
+                "      ignoredmediatypes: [m1]\n"
+                "      ignore: {mediatypes: m2, actions: [pull, mount]}\n"
+                "    - {name: b, url: \"http://h/\"}\n",
+                err, sizeof(err)),
+           0, "endpoints: every field loads");
+    br_config_endpoint_t *e = c.notifications.endpoints;
+    ok(c.notifications.num_endpoints == 2 && c.notifications.queue_size == 5, "endpoints: two, queue_size 5");
+    is_str(e[0].name, "a", "endpoints: name");
+    is_str(e[0].url, "http://127.0.0.1:9/x", "endpoints: url");
+    ok(e[0].num_headers == 3 && strcmp(e[0].headers[0], "Authorization: Bearer t") == 0 &&
+           strcmp(e[0].headers[1], "Authorization: two") == 0 && strcmp(e[0].headers[2], "X-One: v") == 0,
+       "endpoints: headers, a list giving one line each");
+    ok(e[0].timeout_ms == 250 && e[0].threshold == 3 && e[0].backoff_ms == 2000 && e[0].cloudevents && e[0].disabled,
+       "endpoints: timeout, threshold, backoff, format, disabled");
+    ok(e[0].num_ignored_media_types == 2 && strcmp(e[0].ignored_media_types[1], "m2") == 0 &&
+           e[0].ignored_actions == (BR_EVENT_PULL | BR_EVENT_MOUNT),
+       "endpoints: ignoredmediatypes and ignore together");
+    ok(e[1].timeout_ms == 1000 && e[1].threshold == 10 && e[1].backoff_ms == 1000 && !e[1].cloudevents && !e[1].disabled &&
+           e[1].num_headers == 0,
+       "endpoints: defaults");
+    br_config_t copy;
+    br_config__copy(&copy, &c);
+    ok(copy.notifications.endpoints != e && strcmp(copy.notifications.endpoints[0].headers[2], "X-One: v") == 0,
+       "endpoints: deep copy");
+    br_config_dispose(&copy);
+    br_config_dispose(&c);
+
+    static const struct {
+        const char *yaml, *msg;
+    } bad[] = {
+        {"notifications:\n  endpoints:\n    - {name: a}\n", "3:7: 'notifications.endpoints' item needs 'url'"},
+        {"notifications:\n  endpoints:\n    - {url: \"http://h/\"}\n", "3:7: 'notifications.endpoints' item needs 'name'"},
+        {"notifications:\n  endpoints:\n    - {name: a, url: \"https://h/\"}\n",
+         "3:22: 'url' must be an http:// URL (https is not supported yet)"},
+        {"notifications:\n  endpoints:\n    - {name: a, url: \"http://h/\", format: xml}\n",
+         "3:43: 'format' must be distribution or cloudevents"},
+        {"notifications:\n  endpoints:\n    - {name: a, url: \"http://h/\"}\n    - {name: a, url: \"http://i/\"}\n",
+         "4:7: duplicate endpoint name 'a'"},
+        {"notifications:\n  endpoints:\n    - {name: a, url: \"http://h/\", ignore: {actions: [fetch]}}\n",
+         "3:53: 'ignore.actions' must be push, pull, delete or mount, not 'fetch'"},
+        {"notifications:\n  endpoints:\n    - {name: a, url: \"http://h/\", retries: 3}\n",
+         "3:35: unknown key 'retries' in 'notifications.endpoints' item"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        is_int(load(&c, bad[i].yaml, err, sizeof(err)), BR_E_CONFIG, "endpoints: bad item %zu fails", i);
+        snprintf(want, sizeof(want), "%s:%s", yaml_path, bad[i].msg);
+        is_str(err, want, "endpoints: bad item %zu: message and position", i);
+        ok(c.notifications.num_endpoints == 0, "endpoints: bad item %zu: config unchanged", i);
+        br_config_dispose(&c);
+    }
+    char *envp[] = {(char *)"BERTH_NOTIFICATIONS_ENDPOINTS=x", NULL};
+    br_config_init(&c);
+    is_int(br_config_load_env(&c, envp, err, sizeof(err)), BR_E_CONFIG, "endpoints: not from the environment");
+    br_config_dispose(&c);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -984,6 +1057,7 @@ int main(void)
     test_auth();
     test_check_files();
     test_restart_keys();
+    test_endpoints();
 
     unlink(yaml_path);
     rmdir(tmpdir);

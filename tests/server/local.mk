@@ -43,3 +43,5 @@ TESTS += tests/server/gc.sh
 TESTS += tests/server/reload.sh
 TESTS += tests/server/immutable.sh
 TESTS += tests/server/metrics.sh tests/server/prometheus.sh
+TESTS += tests/server/events.sh
+EXTRA_DIST += tests/server/webhook_receiver.py
