@@ -119,7 +119,8 @@ ok "at level warn, the info line of that reload is not written" sh -c '! grep -q
 conf "$BR_PORT" 2 htpasswd-b "pull, push" info json
 ok "back at info, in JSON" hup '"level":"info","msg":"reload: config reloaded (generation 6)"'
 code "bob:$PW_BOB" /v2/ >/dev/null
-like "$(tail -n 1 "$BR_TMP/server.log")" '^\{"time":".*","type":"access",.*"user":"bob"' "access log lines are JSON now"
+for i in $(seq 1 50); do grep -q '"type":"access".*"user":"bob"' "$BR_TMP/server.log" && break; sleep 0.1; done
+like "$(grep '"user":"bob"' "$BR_TMP/server.log" | tail -n 1)" '^\{"time":".*","type":"access",.*"user":"bob"' "access log lines are JSON now"
 
 # ---- berth reload -------------------------------------------------------------
 conf "$BR_PORT" 2 htpasswd-b "pull" info text
