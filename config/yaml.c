@@ -361,9 +361,9 @@ static int read_endpoint(struct st_yaml_ctx_t *ctx, const yaml_node_t *item, br_
                 return fail_at(ctx, v->start_mark, "'name' must be 1-64 characters of [A-Za-z0-9._-]");
             e->name = br_strndup(sv, len);
         } else if (scalar_is(key, "url")) {
-            if (!is_word(v) || strncmp(sv, "http://", 7) != 0 || v->data.scalar.length <= 7 ||
-                strpbrk(sv, " \t\r\n") != NULL)
-                return fail_at(ctx, v->start_mark, "'url' must be an http:// URL (https is not supported yet)");
+            size_t skip = is_word(v) && strncmp(sv, "https://", 8) == 0 ? 8 : is_word(v) && strncmp(sv, "http://", 7) == 0 ? 7 : 0;
+            if (skip == 0 || v->data.scalar.length <= skip || sv[skip] == '/' || strpbrk(sv, " \t\r\n") != NULL)
+                return fail_at(ctx, v->start_mark, "'url' must be an http:// or https:// URL");
             e->url = br_strndup(sv, v->data.scalar.length);
         } else if (scalar_is(key, "headers")) {
             if (v->type != YAML_MAPPING_NODE && !is_null(v))

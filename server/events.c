@@ -13,8 +13,9 @@
  * 2xx. So an event survives a restart or a kill -9 from the moment its batch
  * is committed (milliseconds after the response); an endpoint that is down
  * gets everything queued when it is back, with back-off meanwhile; a full
- * queue drops its oldest events and counts them. The deliverer is plain C and
- * sockets: no h2o object crosses into it.
+ * queue drops its oldest events and counts them. The deliverer is plain C,
+ * sockets and OpenSSL (https:// endpoints, verified against the system's
+ * trust store): no h2o object crosses into it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -27,8 +28,12 @@
 #include <time.h>
 #include <unistd.h>
 #include <sys/random.h>
+#include <arpa/inet.h>
 #include <sys/socket.h>
 #include <jansson.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include "berth_config.h"
 #include "server/server.h"
 
@@ -175,7 +180,7 @@ void br_event_emit(h2o_req_t *req, const br_event_t *e)
     pthread_mutex_unlock(&ev.lock);
 }
 
-/* ---- the deliverer: a small HTTP/1.1 client ----------------------------------- */
+/* ---- the deliverer: a small HTTP/1.1 client (http:// and https://) --------------- */
 
 /* Waits until fd is ready for events or the deadline passes. 0, or ETIMEDOUT / errno. */
 static int wait_fd(int fd, short events, uint64_t deadline)
@@ -195,15 +200,116 @@ static int wait_fd(int fd, short events, uint64_t deadline)
     }
 }
 
-/* POSTs body to the endpoint's http:// URL with Connection: close; *status is
- * the answer's status code. 0, or an errno (why, for the log). */
-static int http_post(const br_config_endpoint_t *e, const char *ctype, const char *body, size_t len, int *status)
+/* One connection to an endpoint: plain, or TLS over the same socket. */
+typedef struct st_wconn_t {
+    int fd;
+    SSL *ssl;
+    uint64_t deadline;
+} wconn_t;
+
+/* The deliverer's client context: the system's trust store (OpenSSL's
+ * default paths, which SSL_CERT_FILE / SSL_CERT_DIR override), TLS 1.2+,
+ * the peer verified. Made once, on the deliverer thread. */
+static SSL_CTX *tls_client; /* freed when the deliverer ends */
+
+static SSL_CTX *client_ctx(void)
 {
-    char hostport[512], host[512], port[16] = "80", path[2048];
-    const char *u = e->url + 7, *slash = strchr(u, '/');
+    SSL_CTX *ctx = tls_client;
+    if (ctx == NULL) {
+        ctx = SSL_CTX_new(TLS_client_method());
+        SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+        SSL_CTX_set_default_verify_paths(ctx);
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+        tls_client = ctx;
+    }
+    return ctx;
+}
+
+/* Runs one SSL_* step (ret its return) to completion or the deadline: 1 done,
+ * 0 retry it, -1 failed. */
+static int tls_step(wconn_t *c, int ret)
+{
+    if (ret > 0)
+        return 1;
+    switch (SSL_get_error(c->ssl, ret)) {
+    case SSL_ERROR_WANT_READ:
+        return wait_fd(c->fd, POLLIN, c->deadline) == 0 ? 0 : -1;
+    case SSL_ERROR_WANT_WRITE:
+        return wait_fd(c->fd, POLLOUT, c->deadline) == 0 ? 0 : -1;
+    default:
+        return -1;
+    }
+}
+
+/* Writes all of buf; 0 or -1. */
+static int wconn_write(wconn_t *c, const char *buf, size_t len)
+{
+    size_t off = 0;
+    while (off < len) {
+        if (c->ssl != NULL) {
+            int n = SSL_write(c->ssl, buf + off, (int)(len - off > INT32_MAX ? INT32_MAX : len - off)), r;
+            if ((r = tls_step(c, n)) < 0)
+                return -1;
+            if (r == 1)
+                off += (size_t)n;
+            continue;
+        }
+        ssize_t n = send(c->fd, buf + off, len - off, MSG_NOSIGNAL);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno != EAGAIN && errno != EINTR)
+            return -1;
+        else if (wait_fd(c->fd, POLLOUT, c->deadline) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* Reads some bytes: > 0, 0 at the end, -1 on an error or the deadline. */
+static ssize_t wconn_read(wconn_t *c, char *buf, size_t size)
+{
+    for (;;) {
+        if (c->ssl != NULL) {
+            int n = SSL_read(c->ssl, buf, (int)size), r;
+            if (n <= 0 && SSL_get_error(c->ssl, n) == SSL_ERROR_ZERO_RETURN)
+                return 0;
+            if ((r = tls_step(c, n)) < 0)
+                return -1;
+            if (r == 1)
+                return n;
+            continue;
+        }
+        ssize_t n = recv(c->fd, buf, size, 0);
+        if (n >= 0)
+            return n;
+        if ((errno != EAGAIN && errno != EINTR) || wait_fd(c->fd, POLLIN, c->deadline) != 0)
+            return -1;
+    }
+}
+
+/* Why the last TLS call failed, emptying OpenSSL's queue (this thread's). */
+static void tls_why(char *why, size_t size, const char *what)
+{
+    unsigned long e = ERR_get_error();
+    const char *reason = e != 0 ? ERR_reason_error_string(e) : NULL;
+    snprintf(why, size, "%s: %s", what, reason != NULL ? reason : "timed out or connection closed");
+    ERR_clear_error();
+}
+
+/* POSTs body to the endpoint's URL (http:// or https://) with Connection:
+ * close; *status is the answer's status code. 0, or -1 with why set. */
+static int http_post(const br_config_endpoint_t *e, const char *ctype, const char *body, size_t len, int *status, char *why,
+                     size_t whysize)
+{
+    int tls = strncmp(e->url, "https://", 8) == 0;
+    char hostport[512], host[512], port[16], path[2048];
+    const char *u = e->url + (tls ? 8 : 7), *slash = strchr(u, '/');
     size_t hl = slash != NULL ? (size_t)(slash - u) : strlen(u);
-    if (hl == 0 || hl >= sizeof(hostport))
-        return EINVAL;
+    snprintf(port, sizeof(port), "%s", tls ? "443" : "80");
+    if (hl == 0 || hl >= sizeof(hostport)) {
+        snprintf(why, whysize, "bad URL");
+        return -1;
+    }
     memcpy(hostport, u, hl);
     hostport[hl] = '\0';
     char authority[512];
@@ -220,32 +326,54 @@ static int http_post(const br_config_endpoint_t *e, const char *ctype, const cha
     if (host[0] != '\0' && host[strlen(host) - 1] == ']')
         host[strlen(host) - 1] = '\0';
 
-    uint64_t deadline = br_now_ms() + e->timeout_ms;
+    wconn_t c = {.fd = -1, .deadline = br_now_ms() + e->timeout_ms};
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *res = NULL;
-    if (getaddrinfo(host, port, &hints, &res) != 0)
-        return EHOSTUNREACH;
-    int fd = -1, err = ECONNREFUSED;
-    for (struct addrinfo *a = res; a != NULL && fd < 0; a = a->ai_next) {
-        fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-        if (fd < 0)
+    if (getaddrinfo(host, port, &hints, &res) != 0) {
+        snprintf(why, whysize, "cannot resolve %s", host);
+        return -1;
+    }
+    int err = ECONNREFUSED, ret = -1;
+    for (struct addrinfo *a = res; a != NULL && c.fd < 0; a = a->ai_next) {
+        c.fd = socket(a->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        if (c.fd < 0)
             continue;
-        if (connect(fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
+        if (connect(c.fd, a->ai_addr, a->ai_addrlen) != 0 && errno != EINPROGRESS) {
             err = errno;
-            close(fd);
-            fd = -1;
+            close(c.fd);
+            c.fd = -1;
             continue;
         }
         int soerr = 0;
         socklen_t sl = sizeof(soerr);
-        if ((err = wait_fd(fd, POLLOUT, deadline)) != 0 || getsockopt(fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 ||
+        if ((err = wait_fd(c.fd, POLLOUT, c.deadline)) != 0 || getsockopt(c.fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) != 0 ||
             (err = soerr) != 0) {
-            close(fd);
-            fd = -1;
+            close(c.fd);
+            c.fd = -1;
         }
     }
     freeaddrinfo(res);
-    if (fd < 0)
-        return err;
+    if (c.fd < 0) {
+        snprintf(why, whysize, "%s", strerror(err));
+        return -1;
+    }
+    if (tls) {
+        c.ssl = SSL_new(client_ctx());
+        SSL_set_fd(c.ssl, c.fd);
+        struct in6_addr ip;
+        if (inet_pton(AF_INET, host, &ip) == 1 || inet_pton(AF_INET6, host, &ip) == 1) {
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c.ssl), host);
+        } else {
+            SSL_set_tlsext_host_name(c.ssl, host);
+            SSL_set1_host(c.ssl, host);
+        }
+        int r;
+        while ((r = tls_step(&c, SSL_connect(c.ssl))) == 0)
+            ;
+        if (r < 0) {
+            tls_why(why, whysize, "TLS handshake");
+            goto Exit;
+        }
+    }
 
     br_buf_t req = {NULL, 0, 0};
     br_buf_printf(&req,
@@ -256,40 +384,38 @@ static int http_post(const br_config_endpoint_t *e, const char *ctype, const cha
         br_buf_printf(&req, "%s\r\n", e->headers[i]);
     br_buf_append(&req, "\r\n", 2);
     br_buf_append(&req, body, len);
-    size_t off = 0;
-    err = 0;
-    while (off < req.len && err == 0) {
-        ssize_t n = send(fd, req.base + off, req.len - off, MSG_NOSIGNAL);
-        if (n > 0)
-            off += (size_t)n;
-        else if (n < 0 && errno != EAGAIN && errno != EINTR)
-            err = errno;
-        else
-            err = wait_fd(fd, POLLOUT, deadline);
-    }
+    int werr = wconn_write(&c, req.base, req.len);
     free(req.base);
+    if (werr != 0) {
+        if (c.ssl != NULL)
+            tls_why(why, whysize, "TLS write");
+        else
+            snprintf(why, whysize, "send: %s", errno != 0 ? strerror(errno) : "timed out");
+        goto Exit;
+    }
     char resp[256];
     size_t got = 0;
-    while (err == 0 && got < sizeof(resp) - 1 && memchr(resp, '\n', got) == NULL) {
-        ssize_t n = recv(fd, resp + got, sizeof(resp) - 1 - got, 0);
-        if (n > 0)
-            got += (size_t)n;
-        else if (n == 0)
-            err = ECONNRESET;
-        else if (errno != EAGAIN && errno != EINTR)
-            err = errno;
-        else
-            err = wait_fd(fd, POLLIN, deadline);
+    while (got < sizeof(resp) - 1 && memchr(resp, '\n', got) == NULL) {
+        ssize_t n = wconn_read(&c, resp + got, sizeof(resp) - 1 - got);
+        if (n <= 0) {
+            snprintf(why, whysize, "%s", n == 0 ? "connection closed before an answer" : "no answer (timed out or reset)");
+            goto Exit;
+        }
+        got += (size_t)n;
     }
-    close(fd);
-    if (err != 0)
-        return err;
     resp[got] = '\0';
-    int code;
-    if (sscanf(resp, "HTTP/1.%*1d %3d", &code) != 1)
-        return EPROTO;
-    *status = code;
-    return 0;
+    if (sscanf(resp, "HTTP/1.%*1d %3d", status) != 1) {
+        snprintf(why, whysize, "not an HTTP answer");
+        goto Exit;
+    }
+    ret = 0;
+Exit:
+    if (c.ssl != NULL) {
+        SSL_free(c.ssl);
+        ERR_clear_error();
+    }
+    close(c.fd);
+    return ret;
 }
 
 /* ---- the deliverer: queue and endpoints --------------------------------------- */
@@ -376,13 +502,11 @@ static size_t send_batch(const batch_t *b, char *why, size_t whysize)
             br_buf_append(&env, b->json[i], strlen(b->json[i]));
         }
         br_buf_append(&env, "]}", 2);
-        err = http_post(e, "application/vnd.docker.distribution.events.v1+json", env.base, env.len, &status);
+        err = http_post(e, "application/vnd.docker.distribution.events.v1+json", env.base, env.len, &status, why, whysize);
         free(env.base);
         if (err == 0 && status >= 200 && status < 300)
             return b->n;
-        if (err != 0)
-            snprintf(why, whysize, "%s", strerror(err));
-        else
+        if (err == 0)
             snprintf(why, whysize, "HTTP status %d", status);
         return 0;
     }
@@ -390,12 +514,10 @@ static size_t send_batch(const batch_t *b, char *why, size_t whysize)
         char *ce = to_cloudevent(b->json[i]);
         if (ce == NULL)
             continue; /* cannot happen for what br_event_emit wrote; skip rather than stall */
-        err = http_post(e, "application/cloudevents+json", ce, strlen(ce), &status);
+        err = http_post(e, "application/cloudevents+json", ce, strlen(ce), &status, why, whysize);
         free(ce);
         if (err != 0 || status < 200 || status >= 300) {
-            if (err != 0)
-                snprintf(why, whysize, "%s", strerror(err));
-            else
+            if (err == 0)
                 snprintf(why, whysize, "HTTP status %d", status);
             return i;
         }
@@ -545,6 +667,8 @@ static void *deliverer_main(void *arg)
     pthread_mutex_unlock(&ev.lock);
     free(states);
     free(batch);
+    SSL_CTX_free(tls_client);
+    tls_client = NULL;
     return NULL;
 }
 

@@ -980,7 +980,7 @@ static void test_endpoints(void)
                 "      disabled: true\n"
                 "      ignoredmediatypes: [m1]\n"
                 "      ignore: {mediatypes: m2, actions: [pull, mount]}\n"
-                "    - {name: b, url: \"http://h/\"}\n",
+                "    - {name: b, url: \"https://h/\"}\n",
                 err, sizeof(err)),
            0, "endpoints: every field loads");
     br_config_endpoint_t *e = c.notifications.endpoints;
@@ -1010,8 +1010,8 @@ static void test_endpoints(void)
     } bad[] = {
         {"notifications:\n  endpoints:\n    - {name: a}\n", "3:7: 'notifications.endpoints' item needs 'url'"},
         {"notifications:\n  endpoints:\n    - {url: \"http://h/\"}\n", "3:7: 'notifications.endpoints' item needs 'name'"},
-        {"notifications:\n  endpoints:\n    - {name: a, url: \"https://h/\"}\n",
-         "3:22: 'url' must be an http:// URL (https is not supported yet)"},
+        {"notifications:\n  endpoints:\n    - {name: a, url: \"ftp://h/\"}\n", "3:22: 'url' must be an http:// or https:// URL"},
+        {"notifications:\n  endpoints:\n    - {name: a, url: \"https:///x\"}\n", "3:22: 'url' must be an http:// or https:// URL"},
         {"notifications:\n  endpoints:\n    - {name: a, url: \"http://h/\", format: xml}\n",
          "3:43: 'format' must be distribution or cloudevents"},
         {"notifications:\n  endpoints:\n    - {name: a, url: \"http://h/\"}\n    - {name: a, url: \"http://i/\"}\n",

@@ -193,6 +193,47 @@ ok "the three kept are delivered" wait_events /dist 12
 is "$(events /dist | sed -n '10,12p' | jq -r .target.digest | tr '\n' ' ')" \
     "$(sha "$BR_TMP/q3") $(sha "$BR_TMP/q4") $(sha "$BR_TMP/q5") " "... the newest three, in order"
 
+# ---- https:// endpoints: verified against the trust store -----------------------------
+br_stop
+if command -v openssl >/dev/null; then
+    mkcert() { # mkcert NAME — self-signed, for 127.0.0.1
+        openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 -keyout "$BR_TMP/$1.key" \
+            -out "$BR_TMP/$1.crt" -subj "/CN=$1" -addext "subjectAltName=IP:127.0.0.1" 2>/dev/null
+    }
+    mkcert trusted
+    mkcert stranger
+    tls_receiver() { # tls_receiver NAME OUT — prints its port
+        rm -f "$BR_TMP/$1.port"
+        RECEIVER_TLS_CERT="$BR_TMP/$1.crt" RECEIVER_TLS_KEY="$BR_TMP/$1.key" \
+            python3 "$top_srcdir/tests/server/webhook_receiver.py" "$2" "$BR_TMP/$1.port" >/dev/null 2>&1 &
+        echo $! >"$BR_TMP/$1.pid"
+        for i in $(seq 1 100); do [ -s "$BR_TMP/$1.port" ] && break; sleep 0.05; done
+    }
+    tls_receiver trusted "$BR_TMP/tls.jsonl"
+    tls_receiver stranger "$BR_TMP/stranger.jsonl"
+    at_exit "kill $(cat "$BR_TMP/trusted.pid") $(cat "$BR_TMP/stranger.pid")"
+    cat >"$CFG" <<YAML
+listen: "127.0.0.1:$BR_PORT"
+storage:
+  root: $BR_TMP/store-tls
+notifications:
+  endpoints:
+    - {name: secure, url: "https://127.0.0.1:$(cat "$BR_TMP/trusted.port")/tls", backoff: 200ms}
+    - {name: untrusted, url: "https://127.0.0.1:$(cat "$BR_TMP/stranger.port")/tls", backoff: 200ms}
+YAML
+    # the trust store berth's client reads: OpenSSL's default paths, which SSL_CERT_FILE overrides
+    SSL_CERT_FILE="$BR_TMP/trusted.crt" br_serve "$CFG" || { echo "Bail out! berth did not restart"; exit 1; }
+    is "$(curl -s -o /dev/null -w '%{http_code}' -X POST --data-binary @"$BR_TMP/layer" \
+        "$BR_URL/v2/tls/blobs/uploads/?digest=$LD")" 201 "push with https endpoints"
+    for i in $(seq 1 100); do [ -s "$BR_TMP/tls.jsonl" ] && break; sleep 0.1; done
+    is "$(jq -r '.body.events[] | "\(.action) \(.target.repository) \(.target.digest)"' "$BR_TMP/tls.jsonl" 2>/dev/null)" \
+        "push tls $LD" "https endpoint with a trusted certificate gets the event"
+    for i in $(seq 1 100); do grep -q "endpoint untrusted: delivery failed" "$BR_TMP/server.log" && break; sleep 0.1; done
+    like "$(grep "endpoint untrusted: delivery failed" "$BR_TMP/server.log" | head -n 1)" "TLS handshake: certificate verify failed" \
+        "an endpoint whose certificate does not verify gets nothing, and the log says why"
+    ok "... nothing reached it" test ! -s "$BR_TMP/stranger.jsonl"
+fi
+
 ok "server exits cleanly" br_stop
 no_sanitizer_report "$BR_TMP/server.log"
 done_testing

@@ -2,6 +2,7 @@
 """A webhook receiver for tests: appends one JSON line per request it gets to
 OUT ({"path", "content_type", "authorization", "body"}) and answers 200, or
 STATUS when given. Writes the port it listens on (127.0.0.1) to PORTFILE.
+With RECEIVER_TLS_CERT and RECEIVER_TLS_KEY set it serves HTTPS with them.
 
 usage: webhook_receiver.py OUT PORTFILE [PORT] [STATUS]
 """
@@ -35,8 +36,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 srv = http.server.HTTPServer(("127.0.0.1", port), Handler)
+import os
+if os.environ.get("RECEIVER_TLS_CERT"):
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(os.environ["RECEIVER_TLS_CERT"], os.environ["RECEIVER_TLS_KEY"])
+    srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
 with open(portfile + ".tmp", "w") as f:
     f.write(str(srv.server_address[1]))
-import os
 os.rename(portfile + ".tmp", portfile)
 srv.serve_forever()
