@@ -14,13 +14,15 @@ BR_PORT=$(free_port)
 OTHER_PORT=$(free_port)
 BR_URL="http://127.0.0.1:$BR_PORT"
 CFG="$BR_TMP/berth.yaml"
-# conf PORT THREADS HTPASSWD ACTIONS LEVEL FORMAT — alice's (or bob's) rule on team/**
+# conf PORT THREADS HTPASSWD ACTIONS LEVEL FORMAT [GC_INTERVAL] — alice's (or bob's) rule on team/**
 conf() {
     cat >"$CFG" <<YAML
 listen: "127.0.0.1:$1"
 threads: $2
 storage:
   root: $BR_TMP/store
+gc:
+  interval: ${7:-1h}
 log:
   level: $5
   format: $6
@@ -131,6 +133,13 @@ for i in $(seq 1 100); do grep -q "generation 7" "$BR_TMP/server.log" && break; 
 is "$(code "bob:$PW_BOB" /v2/team/app/blobs/uploads/ -X POST)" 403 "berth reload applied the file"
 "$BERTH" reload --root "$BR_TMP/nostore" >"$BR_TMP/reload.out" 2>&1
 is "$?" 1 "berth reload without a server on the store exits 1"
+
+# ---- gc settings: a new interval counts from the reload ------------------------------
+ok "no collection ran yet (interval 1h)" sh -c '! grep -q "gc: .* reclaimed" "$1"' sh "$BR_TMP/server.log"
+conf "$BR_PORT" 2 htpasswd-b "pull" info text 1s
+kill -HUP "$BR_PID"
+for i in $(seq 1 100); do grep -q "gc: .* reclaimed" "$BR_TMP/server.log" && break; sleep 0.1; done
+ok "after a reload to gc.interval 1s the collector runs" grep -q "gc: .* reclaimed" "$BR_TMP/server.log"
 
 ok "server exits cleanly" br_stop
 no_sanitizer_report "$BR_TMP/server.log"
