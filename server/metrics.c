@@ -357,6 +357,16 @@ static void render_store(br_buf_t *b)
         header(b, rows[i].name, "gauge", rows[i].help);
         br_buf_printf(b, "%s %" PRIu64 "\n", rows[i].name, *(const uint64_t *)((const char *)&st + rows[i].off));
     }
+    uint64_t queued, dropped;
+    if ((err = br_store_events_stats(br_srv.store, &queued, &dropped)) != 0) {
+        br_warn("metrics: event queue figures: %s", br_strerror(err));
+        return;
+    }
+    header(b, "berth_notifications_events_queued", "gauge", "Events in the store's queue not yet taken by every endpoint.");
+    br_buf_printf(b, "berth_notifications_events_queued %" PRIu64 "\n", queued);
+    header(b, "berth_notifications_events_dropped_total", "counter",
+           "Events dropped from a full queue (notifications.queue_size), since the store was made.");
+    br_buf_printf(b, "berth_notifications_events_dropped_total %" PRIu64 "\n", dropped);
 }
 
 static void render_gc(br_buf_t *b)

@@ -31,10 +31,12 @@ receiver_start
 BR_PORT=$(free_port)
 BR_URL="http://127.0.0.1:$BR_PORT"
 CFG="$BR_TMP/berth.yaml"
+M_PORT=$(free_port)
 # conf QUEUE_SIZE
 conf() {
     cat >"$CFG" <<YAML
 listen: "127.0.0.1:$BR_PORT"
+metrics: {listen: "127.0.0.1:$M_PORT"}
 storage:
   root: $BR_TMP/store
 auth:
@@ -188,6 +190,8 @@ dropped=$(sed -nE 's/.*queue full \(notifications.queue_size 3\): dropped the ([
     awk '{ n += $1 } END { print n + 0 }')
 is "$dropped" 2 "queue_size 3, five events: two dropped, and the log says so"
 like "$(grep 'queue full' "$BR_TMP/server.log" | tail -n 1)" "\(2 in all\)" "... with the count kept in the store"
+is "$(curl -s "http://127.0.0.1:$M_PORT/metrics" | grep -E '^berth_notifications_events_(queued|dropped_total) ' | tr '\n' ' ')" \
+    "berth_notifications_events_queued 3 berth_notifications_events_dropped_total 2 " "... and in /metrics, with the 3 queued"
 receiver_start
 ok "the three kept are delivered" wait_events /dist 12
 is "$(events /dist | sed -n '10,12p' | jq -r .target.digest | tr '\n' ' ')" \
