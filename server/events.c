@@ -50,19 +50,28 @@ static struct {
     size_t head, count;
     uint64_t dropped_staged;
     char instance[37]; /* source.instanceID */
+    unsigned char id_base[16]; /* event ids: this, plus a counter (unique without a syscall per event) */
+    uint64_t id_seq;
+    char hostname[200]; /* source.addr's host */
 } ev = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
 
 /* ---- the request side ------------------------------------------------------- */
 
-static void format_uuid(char out[37])
+static void random_bytes(unsigned char r[16])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char r[16];
-    if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r)) {
+    if (getrandom(r, 16, 0) != 16) {
         uint64_t t = br_now_ms() ^ (uint64_t)getpid() << 32;
         memcpy(r, &t, 8);
         memcpy(r + 8, &t, 8);
     }
+}
+
+/* r as a version-4 UUID string. */
+static void format_uuid(char out[37], const unsigned char in[16])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char r[16];
+    memcpy(r, in, 16);
     r[6] = (r[6] & 0x0f) | 0x40; /* version 4 */
     r[8] = (r[8] & 0x3f) | 0x80;
     size_t n = 0;
@@ -96,7 +105,12 @@ void br_event_emit(h2o_req_t *req, const br_event_t *e)
     if (br_cfg()->notifications.num_endpoints == 0 || !ev.running)
         return;
     char id[37], ts[40], dig[BR_DIGEST_MAX + 1] = "", peer[NI_MAXHOST + 16], self[NI_MAXHOST + 16], host[256];
-    format_uuid(id);
+    unsigned char idb[16];
+    uint64_t n = __atomic_add_fetch(&ev.id_seq, 1, __ATOMIC_RELAXED);
+    memcpy(idb, ev.id_base, 16);
+    for (int i = 15; i >= 9 && n != 0; i--, n >>= 8) /* the low bytes count; byte 8 keeps the variant */
+        idb[i] ^= (unsigned char)n;
+    format_uuid(id, idb);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     struct tm tm;
@@ -109,11 +123,10 @@ void br_event_emit(h2o_req_t *req, const br_event_t *e)
     socklen_t sl = req->conn->callbacks->get_peername(req->conn, (struct sockaddr *)&ss);
     sockaddr_text((struct sockaddr *)&ss, sl, peer, sizeof(peer));
     sl = req->conn->callbacks->get_sockname(req->conn, (struct sockaddr *)&ss);
-    char name[200] = "localhost", port[NI_MAXSERV] = "";
-    gethostname(name, sizeof(name) - 1);
+    char port[NI_MAXSERV] = "";
     if (sl != 0)
         getnameinfo((struct sockaddr *)&ss, sl, NULL, 0, port, sizeof(port), NI_NUMERICSERV);
-    snprintf(self, sizeof(self), "%s:%s", name, port);
+    snprintf(self, sizeof(self), "%s:%s", ev.hostname, port);
     snprintf(host, sizeof(host), "%.*s", (int)(req->authority.len < 200 ? req->authority.len : 200), req->authority.base);
     const char *scheme = req->scheme == &H2O_URL_SCHEME_HTTPS ? "https" : "http";
 
@@ -175,8 +188,10 @@ void br_event_emit(h2o_req_t *req, const br_event_t *e)
         ev.dropped_staged++;
     }
     ev.staged[(ev.head + ev.count) % STAGE_MAX] = b.base;
-    ev.count++;
-    pthread_cond_signal(&ev.wake);
+    /* The deliverer takes everything staged when it wakes and looks again
+     * before it sleeps, so only the first event needs to wake it. */
+    if (ev.count++ == 0)
+        pthread_cond_signal(&ev.wake);
     pthread_mutex_unlock(&ev.lock);
 }
 
@@ -455,12 +470,15 @@ static int on_event(void *ctx, uint64_t seq, br_str_t text)
 {
     batch_t *b = ctx;
     b->last = seq;
-    json_t *j = json_loadb(text.base, text.len, JSON_REJECT_DUPLICATES, NULL);
-    if (j != NULL && !ignored(b->e, j)) {
-        b->seq[b->n] = seq;
-        b->json[b->n++] = br_strndup(text.base, text.len);
+    if (b->e->ignored_actions != 0 || b->e->num_ignored_media_types != 0) {
+        json_t *j = json_loadb(text.base, text.len, JSON_REJECT_DUPLICATES, NULL);
+        int skip = j == NULL || ignored(b->e, j);
+        json_decref(j);
+        if (skip)
+            return 0;
     }
-    json_decref(j);
+    b->seq[b->n] = seq;
+    b->json[b->n++] = br_strndup(text.base, text.len);
     return 0;
 }
 
@@ -674,7 +692,12 @@ static void *deliverer_main(void *arg)
 
 void br_events_start(void)
 {
-    format_uuid(ev.instance);
+    unsigned char r[16];
+    random_bytes(r);
+    format_uuid(ev.instance, r);
+    random_bytes(ev.id_base);
+    if (gethostname(ev.hostname, sizeof(ev.hostname) - 1) != 0 || ev.hostname[0] == '\0')
+        snprintf(ev.hostname, sizeof(ev.hostname), "localhost");
     ev.staged = br_calloc(STAGE_MAX, sizeof(*ev.staged));
     ev.stop = 0;
     if (pthread_create(&ev.tid, NULL, deliverer_main, NULL) != 0) {
