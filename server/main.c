@@ -297,11 +297,8 @@ void br_snapshot_update(br_thread_t *t)
 {
     if (__atomic_load_n(&br_srv.generation, __ATOMIC_ACQUIRE) == t->snap->generation)
         return;
-    pthread_mutex_lock(&br_srv.snapshot_lock);
     br_snapshot_t *old = t->snap;
-    t->snap = br_srv.snapshot;
-    __atomic_add_fetch(&t->snap->_refs, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&br_srv.snapshot_lock);
+    t->snap = br_snapshot_acquire();
     br_snapshot_release(old);
 }
 
@@ -489,10 +486,7 @@ static int start_report(int failed, int wait)
 
 static int thread_start(br_thread_t *t)
 {
-    pthread_mutex_lock(&br_srv.snapshot_lock);
-    t->snap = br_srv.snapshot;
-    __atomic_add_fetch(&t->snap->_refs, 1, __ATOMIC_RELAXED);
-    pthread_mutex_unlock(&br_srv.snapshot_lock);
+    t->snap = br_snapshot_acquire();
     t->loop = h2o_evloop_create();
     h2o_context_init(&t->ctx, t->loop, &br_srv.globalconf);
     t->accept_ctx.ctx = &t->ctx;
