@@ -30,6 +30,8 @@
  *   http2: true                             # h2 via ALPN on TLS; h2c prior knowledge on plain
  *   immutable:                              # tags that never move once pushed
  *     - {repository: "**", tags: ["v*"]}
+ *   scrub:
+ *     rate: 0                               # re-hash stored blobs at this rate (e.g. 50MB/s); 0 = off
  *   gc:                                     # garbage collection (storage/storage.h has the rules)
  *     interval: 1h                          # the server collects this often; 0 = never
  *     grace: 1h                             # what was linked or unreferenced more recently stays
@@ -190,6 +192,10 @@ typedef struct st_br_config_t {
     /* immutable: the most specific repository glob decides (as in auth.rules). */
     br_config_rule_t *immutable;
     size_t num_immutable;
+
+    struct {
+        uint64_t rate; /* bytes re-hashed per second; 0 = no scrub */
+    } scrub;
 
     struct {
         uint64_t interval_s; /* 0 = no periodic collection */

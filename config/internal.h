@@ -25,6 +25,7 @@ typedef enum {
     BR_CK_LOG_FORMAT,  /* br_log_format_t */
     BR_CK_GC_UNTAGGED, /* int: keep = 0, delete = 1 */
     BR_CK_OPT_ADDR,    /* br_listen_t: one "host:port"; null/empty = off (host NULL, port 0) */
+    BR_CK_RATE,        /* uint64_t bytes per second: a size, optionally followed by "/s" */
     /* Structured values, YAML only (the environment refuses them). The field is
      * the array pointer, immediately followed by its size_t count. */
     BR_CK_GROUPS,     /* br_config_group_t[]: mapping of group name to list of users */
@@ -44,7 +45,7 @@ typedef struct st_br_config_key_t {
 
 /* The table, terminated by an entry whose name is NULL. Its size is fixed so
  * that front ends can keep per-key arrays; a row too many fails to compile. */
-#define BR_CONFIG_NUM_KEYS 48
+#define BR_CONFIG_NUM_KEYS 49
 extern const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1];
 
 _Static_assert(BR_CONFIG_NUM_KEYS <= BR_CONFIG_MAX_KEYS, "br_config_t.origin needs room for every key");

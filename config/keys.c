@@ -49,6 +49,8 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     /* Unset = no metrics listener: nothing opens by default. */
     {"metrics", "listen", BR_CK_OPT_ADDR, F(metrics.listen), 0, 0},
     {"health", "on_main", BR_CK_BOOL, F(health.on_main), 0, 0},
+    /* 0 = no scrub. */
+    {"scrub", "rate", BR_CK_RATE, F(scrub.rate), 0, NO_MAX},
     {"tls", "certificate", BR_CK_OPT_STRING, F(tls.certificate), 0, 0},
     {"tls", "key", BR_CK_OPT_STRING, F(tls.key), 0, 0},
     {"tls", "client_ca", BR_CK_OPT_STRING, F(tls.client_ca), 0, 0},
@@ -197,6 +199,9 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
         break;
     case BR_CK_OPT_ADDR:
         snprintf(err, errsize, "'%s' must be host:port, [ipv6]:port or :port (port 1-65535), or empty for none", name);
+        break;
+    case BR_CK_RATE:
+        snprintf(err, errsize, "'%s' must be a rate: a size per second such as 50MB/s (0 = off)", name);
         break;
     case BR_CK_GROUPS:
         snprintf(err, errsize, "'%s' must be a mapping of group names to lists of user names", name);
@@ -466,6 +471,19 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
             return br_config__type_error(k, err, errsize);
         *(uint64_t *)field = v;
         return 0;
+    case BR_CK_RATE: {
+        char num[64];
+        if (len >= 2 && memcmp(value + len - 2, "/s", 2) == 0)
+            len -= 2;
+        if (len == 0 || len >= sizeof(num))
+            return br_config__type_error(k, err, errsize);
+        memcpy(num, value, len);
+        num[len] = '\0';
+        if (br_config_parse_size(num, &v) != 0 || v < k->min || v > k->max)
+            return br_config__type_error(k, err, errsize);
+        *(uint64_t *)field = v;
+        return 0;
+    }
     case BR_CK_DURATION_MS:
     case BR_CK_DURATION_S:
         if (br_config_parse_duration_ms(value, &v) != 0 || v < k->min || v > k->max)

@@ -15,42 +15,31 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 #include "server/server.h"
 
 /* ---- the periodic collector (berth serve) ---------------------------------------- */
 
 static struct {
-    pthread_t tid;
-    int running;
-    pthread_mutex_t lock;
-    pthread_cond_t wake;
-    volatile int stop;
+    br_worker_t w;
     int reconfigured; /* settings changed: the wait starts again with the new interval */
-    /* its own copy of the gc settings (under lock): a reload frees the config */
+    /* its own copy of the gc settings (under w.lock): a reload frees the config */
     uint64_t interval_s, grace_s;
     int untagged_delete;
-} collector = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER};
+} collector = {.w = BR_WORKER_INIT};
 
 static void *collector_main(void *arg)
 {
     (void)arg;
-    pthread_mutex_lock(&collector.lock);
-    while (!collector.stop) {
-        struct timespec until;
-        clock_gettime(CLOCK_REALTIME, &until);
-        until.tv_sec += (time_t)collector.interval_s;
+    pthread_mutex_lock(&collector.w.lock);
+    while (!collector.w.stop) {
         collector.reconfigured = 0;
-        while (!collector.stop && !collector.reconfigured &&
-               pthread_cond_timedwait(&collector.wake, &collector.lock, &until) != ETIMEDOUT)
-            ;
-        if (collector.stop)
+        if (br_worker_wait(&collector.w, collector.interval_s * 1000, &collector.reconfigured))
             break;
         if (collector.reconfigured)
             continue;
-        br_gc_options_t o = {.grace_s = collector.grace_s, .untagged_delete = collector.untagged_delete, .cancel = &collector.stop};
-        pthread_mutex_unlock(&collector.lock);
+        br_gc_options_t o = {.grace_s = collector.grace_s, .untagged_delete = collector.untagged_delete, .cancel = &collector.w.stop};
+        pthread_mutex_unlock(&collector.w.lock);
         br_gc_stats_t st = {0, 0, 0, 0};
         uint64_t t0 = br_now_ms();
         int err = br_store_gc(br_srv.store, &o, &st);
@@ -62,9 +51,9 @@ static void *collector_main(void *arg)
             br_info("gc: another collection is running; skipping this one");
         else if (err != ECANCELED)
             br_error("gc: %s", br_strerror(err));
-        pthread_mutex_lock(&collector.lock);
+        pthread_mutex_lock(&collector.w.lock);
     }
-    pthread_mutex_unlock(&collector.lock);
+    pthread_mutex_unlock(&collector.w.lock);
     return NULL;
 }
 
@@ -73,44 +62,31 @@ void br_gc_start(const br_config_t *c)
     collector.interval_s = c->gc.interval_s;
     collector.grace_s = c->gc.grace_s;
     collector.untagged_delete = c->gc.untagged_delete;
-    if (c->gc.interval_s == 0)
-        return;
-    collector.stop = 0;
-    if (pthread_create(&collector.tid, NULL, collector_main, NULL) != 0) {
-        br_error("gc: cannot start the collector thread: %s", strerror(errno));
-        return;
-    }
-    collector.running = 1;
+    if (c->gc.interval_s != 0)
+        br_worker_start(&collector.w, collector_main, "gc");
 }
 
 void br_gc_stop(void)
 {
-    if (!collector.running)
-        return;
-    pthread_mutex_lock(&collector.lock);
-    collector.stop = 1;
-    pthread_cond_signal(&collector.wake);
-    pthread_mutex_unlock(&collector.lock);
-    pthread_join(collector.tid, NULL);
-    collector.running = 0;
+    br_worker_stop(&collector.w);
 }
 
 void br_gc_reconfigure(const br_config_t *c)
 {
-    if (c->gc.interval_s == 0 || !collector.running) {
+    if (c->gc.interval_s == 0 || !collector.w.running) {
         br_gc_stop();
         br_gc_start(c);
         return;
     }
-    pthread_mutex_lock(&collector.lock);
+    pthread_mutex_lock(&collector.w.lock);
     /* An unchanged interval keeps its schedule: frequent reloads must not
      * postpone collections for ever. */
     collector.reconfigured = collector.interval_s != c->gc.interval_s;
     collector.interval_s = c->gc.interval_s;
     collector.grace_s = c->gc.grace_s;
     collector.untagged_delete = c->gc.untagged_delete;
-    pthread_cond_signal(&collector.wake);
-    pthread_mutex_unlock(&collector.lock);
+    pthread_cond_signal(&collector.w.wake);
+    pthread_mutex_unlock(&collector.w.lock);
 }
 
 /* ---- berth gc --------------------------------------------------------------------- */

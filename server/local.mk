@@ -15,7 +15,9 @@ libbrserver_a_SOURCES = \
 	server/events.c \
 	server/fsck.c \
 	server/du.c \
-	server/immutable.c
+	server/immutable.c \
+	server/scrub.c \
+	server/worker.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)
 
 bin_PROGRAMS += berth

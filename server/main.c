@@ -352,6 +352,7 @@ static void reload(void)
 
     br_log_setup(nw->config.log.level, nw->config.log.format);
     br_gc_reconfigure(&nw->config);
+    br_scrub_reconfigure(&nw->config);
     if (ssl_ctx != NULL) {
         pthread_mutex_lock(&br_srv.tls_lock);
         SSL_CTX *old = br_srv.ssl_ctx;
@@ -660,6 +661,7 @@ static int serve(br_snapshot_t *snap)
         goto Exit;
     br_gc_start(c);
     br_events_start();
+    br_scrub_start(c);
     /* Thread 0 is this one; it runs after the others are started. */
     for (size_t i = 1; i < num_threads; i++) {
         threads[i].index = i;
@@ -683,6 +685,7 @@ static int serve(br_snapshot_t *snap)
 Exit:
     br_events_stop();
     br_gc_stop();
+    br_scrub_stop();
     br_metrics_dispose();
     br_store_close(br_srv.store);
     br_srv.store = NULL;

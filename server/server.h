@@ -335,6 +335,30 @@ void br_send_blob_fd(h2o_req_t *req, int fd, uint64_t size, const br_digest_t *d
 /* Adds the Docker-Content-Digest header (and ETag when etag != 0). */
 void br_add_digest_headers(h2o_req_t *req, const br_digest_t *d, int etag);
 
+/* A background thread that is no event loop (worker.c): the collector, the
+ * scrub. Its data goes under lock; stop asks it to end (its work checks
+ * stop) and joins it. */
+typedef struct st_br_worker_t {
+    pthread_t tid;
+    int running;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    volatile int stop;
+} br_worker_t;
+#define BR_WORKER_INIT {.lock = PTHREAD_MUTEX_INITIALIZER, .wake = PTHREAD_COND_INITIALIZER}
+void br_worker_start(br_worker_t *w, void *(*fn)(void *), const char *what);
+void br_worker_stop(br_worker_t *w);
+/* With w->lock held: waits until ms have passed, w->wake is signalled with
+ * *also (may be NULL) set, or stop is asked; returns w->stop. */
+int br_worker_wait(br_worker_t *w, uint64_t ms, const int *also);
+
+/* The scrub thread (scrub.c): br_store_scrub at config scrub.rate (none when
+ * 0). Start after the store opens, stop before it closes; reconfigure on a
+ * reload (thread 0). */
+void br_scrub_start(const br_config_t *c);
+void br_scrub_stop(void);
+void br_scrub_reconfigure(const br_config_t *c);
+
 /* Immutable tags (immutable.c): the rule of c deciding for repo (the most
  * specific matching repository glob), or NULL; and the tag glob of rule r
  * that tag matches, or NULL (r may be NULL). Both point into c. */

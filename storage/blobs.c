@@ -105,25 +105,65 @@ uint64_t br_link_time(const br_store_t *s, const MDB_val *v)
     return t;
 }
 
-static int write_blob_file(br_store_t *s, const br_digest_t *d, const void *p, size_t len);
+int br_hash_fd(int fd, br_alg_t alg, volatile int *cancel, br_digest_t *out)
+{
+    enum { CHUNK = 256 << 10 };
+    char *buf = br_malloc(CHUNK);
+    br_hash_t h;
+    ssize_t n;
+    int ret = 0;
+    br_hash_init(&h, alg);
+    while ((n = read(fd, buf, CHUNK)) != 0) {
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            ret = errno;
+            goto Exit;
+        }
+        if (cancel != NULL && *cancel) {
+            ret = ECANCELED;
+            goto Exit;
+        }
+        br_hash_update(&h, buf, (size_t)n);
+    }
+    br_hash_peek(&h, out);
+Exit:
+    free(buf);
+    return ret;
+}
+
+static int write_blob_file(br_store_t *s, const br_digest_t *d, const void *p, size_t len, int replace);
+
+/* Makes the fsynced file srcname blob d's file, replacing a bad one atomically. */
+static int place_over(br_store_t *s, const br_digest_t *d, int srcfd, const char *srcname)
+{
+    int dfd, ret;
+    if ((ret = br_blob_subdir(s, d, &dfd)) != 0)
+        return ret;
+    if (renameat(srcfd, srcname, dfd, d->hex) != 0)
+        return errno;
+    return s->fsync && fsync(dfd) != 0 ? errno : 0;
+}
 
 /* The file of a blob the index lacks (or is losing) must be there before the
  * txn that records it commits; the collector's removals happen inside its own
- * write txns, so what this sees holds until our commit. */
-static int txn_blob_file_ensure(br_store_t *s, const br_digest_t *d, uint64_t size, const br_blob_src_t *src)
+ * write txns, so what this sees holds until our commit. With replace (a
+ * quarantined blob), the file there is bad: src replaces it. */
+static int txn_blob_file_ensure(br_store_t *s, const br_digest_t *d, uint64_t size, const br_blob_src_t *src, int replace)
 {
     struct stat st;
     int dfd, ret;
     if ((ret = br_blob_subdir(s, d, &dfd)) != 0)
         return ret;
-    if (fstatat(dfd, d->hex, &st, 0) == 0 && (uint64_t)st.st_size == size)
+    if (!replace && fstatat(dfd, d->hex, &st, 0) == 0 && (uint64_t)st.st_size == size)
         return 0;
     if (src == NULL)
         return BR_E_BLOB_UNKNOWN;
-    br_info("storage: blob %s:%s was collected meanwhile; placing it again", br_alg_name(d->alg), d->hex);
-    if (src->name != NULL)
-        return br_blob_place(s, d, src->dirfd, src->name, size);
-    return write_blob_file(s, d, src->buf, src->len);
+    br_info("storage: blob %s:%s was %s; placing it again", br_alg_name(d->alg), d->hex,
+            replace ? "quarantined" : "collected meanwhile");
+    if (src->name == NULL)
+        return write_blob_file(s, d, src->buf, src->len, replace);
+    return replace ? place_over(s, d, src->dirfd, src->name) : br_blob_place(s, d, src->dirfd, src->name, size);
 }
 
 int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64_t size, const br_blob_src_t *src)
@@ -136,13 +176,22 @@ int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64
     if ((rc = mdb_get(txn, s->db_blobs, &k, &v)) == 0) {
         if ((ret = br_blob_rec_read(&v, &old)) != 0)
             return ret;
+        if (old.flags & BR_BLOB_QUARANTINED) {
+            /* A good copy pushed again heals it; its references stay. */
+            if ((ret = txn_blob_file_ensure(s, d, size, src, 1)) != 0)
+                return ret;
+            rec = old;
+            rec.flags &= ~(uint64_t)BR_BLOB_QUARANTINED;
+            goto Put;
+        }
         if (!(old.flags & BR_BLOB_DYING))
             return 0;
     } else if (rc != MDB_NOTFOUND) {
         return br_store_mdb_err(rc, "read blob");
     }
-    if ((ret = txn_blob_file_ensure(s, d, size, src)) != 0)
+    if ((ret = txn_blob_file_ensure(s, d, size, src, 0)) != 0)
         return ret;
+Put:
     v.mv_size = sizeof(rec);
     v.mv_data = &rec;
     if ((rc = mdb_put(txn, s->db_blobs, &k, &v, 0)) != 0)
@@ -164,7 +213,7 @@ int br_txn_blob_ref(br_store_t *s, MDB_txn *txn, const unsigned char *pd, int64_
         return br_store_mdb_err(rc, "read blob");
     if ((ret = br_blob_rec_read(&v, &rec)) != 0)
         return ret;
-    if (rec.flags & BR_BLOB_DYING)
+    if ((rec.flags & BR_BLOB_DYING) || (delta > 0 && (rec.flags & BR_BLOB_QUARANTINED)))
         return 0; /* as good as absent: nothing may take a reference to it */
     if (delta < 0 && rec.refs < (uint64_t)-delta) {
         /* Never wrap: a wrapped count would keep garbage forever. */
@@ -278,8 +327,9 @@ static int txn_blob_get(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_dig
         return br_store_mdb_err(rc, "read blob");
     if ((rc = br_blob_rec_read(&v, rec)) != 0)
         return rc;
-    /* A dying blob has no links; unlinked lookups must not find it either. */
-    return rec->flags & BR_BLOB_DYING ? BR_E_BLOB_UNKNOWN : 0;
+    /* A dying blob has no links; unlinked lookups must not find it either.
+     * A quarantined one must never be served. */
+    return rec->flags & (BR_BLOB_DYING | BR_BLOB_QUARANTINED) ? BR_E_BLOB_UNKNOWN : 0;
 }
 
 /* ---- public ------------------------------------------------------------------ */
@@ -429,7 +479,7 @@ int br_blob_unlink(br_store_t *s, br_str_t repo, const br_digest_t *d)
 /* Writes p to a fresh file in uploads/ and places it as blob d. The temporary
  * carries a uuid name like a session's, so a crash leaves an orphan that
  * br_upload_purge() recognises and removes. */
-static int write_blob_file(br_store_t *s, const br_digest_t *d, const void *p, size_t len)
+static int write_blob_file(br_store_t *s, const br_digest_t *d, const void *p, size_t len, int replace)
 {
     br_claim_t c;
     const char *name = c.uuid;
@@ -449,7 +499,7 @@ static int write_blob_file(br_store_t *s, const br_digest_t *d, const void *p, s
         ret = errno;
         goto Exit;
     }
-    ret = br_blob_place(s, d, s->uploads_fd, name, len);
+    ret = replace ? place_over(s, d, s->uploads_fd, name) : br_blob_place(s, d, s->uploads_fd, name, len);
 Exit:
     close(fd);
     unlinkat(s->uploads_fd, name, 0);
@@ -464,7 +514,7 @@ int br_blob_store_buf(br_store_t *s, const br_digest_t *d, const void *p, size_t
      * record goes (garbage collection, in a write txn) it stays. */
     if (blob_lookup(s, br_str(NULL, 0), d, &rec) == 0)
         return 0;
-    return write_blob_file(s, d, p, len);
+    return write_blob_file(s, d, p, len, 0);
 }
 
 int br_blob_put(br_store_t *s, br_str_t repo, br_alg_t alg, const void *p, size_t len, br_digest_t *out)

@@ -58,6 +58,10 @@ typedef struct st_br_blob_rec_t {
     uint64_t flags;
 } br_blob_rec_t;
 #define BR_BLOB_DYING 1u
+/* Scrub found the file's bytes not matching the digest (or the file gone):
+ * lookups treat the blob as absent until a push of the same content places
+ * a good file (br_txn_blob_record) and clears the flag; the counts stay. */
+#define BR_BLOB_QUARANTINED 2u
 #define BR_UNREF_STALE 1u
 #define BR_BLOB_REC_V2 24u
 /* 0, or BR_E_CORRUPT when v is no blob row. */
@@ -195,6 +199,9 @@ int br_txn_holder_put(br_store_t *s, MDB_txn *txn, const unsigned char *pd, br_s
 /* Makes the file srcname (in directory srcfd, already fsynced) the content of
  * blob d: link()s it into blobs/ and fsyncs the directory. */
 int br_blob_place(br_store_t *s, const br_digest_t *d, int srcfd, const char *srcname, uint64_t size);
+/* Hashes fd from its current offset to the end; ECANCELED when *cancel (may
+ * be NULL) becomes set. 0 or errno. */
+int br_hash_fd(int fd, br_alg_t alg, volatile int *cancel, br_digest_t *out);
 
 /* Makes sure blob d's file holds p (writing and placing it unless the index
  * already records d). Does not touch the index. */

@@ -9,5 +9,6 @@ libbrstorage_a_SOURCES = \
 	storage/verify.c \
 	storage/gc.c \
 	storage/usage.c \
-	storage/events.c
+	storage/events.c \
+	storage/scrub.c
 libbrstorage_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(OPENSSL_CFLAGS)

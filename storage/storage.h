@@ -329,6 +329,29 @@ typedef struct st_br_fsck_stats_t {
  * Returns 0 (st filled) or an error that stopped the check. */
 int br_store_fsck(br_store_t *s, const br_fsck_options_t *o, br_fsck_stats_t *st);
 
+/* ---- scrub ------------------------------------------------------------------------ */
+
+/* Where a scrub goes on from: the last blob looked at (len 0: the start). */
+typedef struct st_br_scrub_cursor_t {
+    unsigned char key[65];
+    size_t len;
+} br_scrub_cursor_t;
+
+typedef struct st_br_scrub_stats_t {
+    uint64_t blobs, bytes, quarantined;
+    int wrapped; /* reached the last blob: the cursor starts over */
+} br_scrub_stats_t;
+
+/* Re-hashes blobs after *c, in index order, until about budget bytes are
+ * read (at least one blob) or the last blob is done; advances *c. A blob
+ * whose content does not match its digest, or whose file is gone, is
+ * quarantined (logged as an error): every lookup then treats it as absent (a
+ * GET answers 404 BLOB_UNKNOWN, a manifest naming it is refused), so its
+ * bytes are never served again; pushing the same content again replaces the
+ * file and lifts the quarantine; fsck reports it. Files are read outside any
+ * txn; *cancel (may be NULL) stops it between reads with ECANCELED. */
+int br_store_scrub(br_store_t *s, br_scrub_cursor_t *c, uint64_t budget, volatile int *cancel, br_scrub_stats_t *st);
+
 /* ---- usage ------------------------------------------------------------------------ */
 
 typedef struct st_br_usage_t {

@@ -201,29 +201,6 @@ static int on_refby(verify_t *v, MDB_val *k, MDB_val *d)
     return fail(v, "refby row in %.*s names a reference its manifest lacks", (int)repo.len, repo.base);
 }
 
-static int hash_file(int fd, br_alg_t alg, br_digest_t *out)
-{
-    enum { CHUNK = 256 << 10 };
-    char *buf = br_malloc(CHUNK);
-    br_hash_t h;
-    ssize_t n;
-    int ret = 0;
-    br_hash_init(&h, alg);
-    while ((n = read(fd, buf, CHUNK)) != 0) {
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            ret = errno;
-            goto Exit;
-        }
-        br_hash_update(&h, buf, (size_t)n);
-    }
-    br_hash_peek(&h, out);
-Exit:
-    free(buf);
-    return ret;
-}
-
 static int on_blob(verify_t *v, MDB_val *k, MDB_val *d)
 {
     br_digest_t dg, got;
@@ -245,6 +222,9 @@ static int on_blob(verify_t *v, MDB_val *k, MDB_val *d)
             return fail(v, "%s:%s is being collected but referenced", br_alg_name(dg.alg), dg.hex);
         return 0;
     }
+    if (rec.flags & BR_BLOB_QUARANTINED) /* the scrub's verdict; the file is not read again */
+        return fail(v, "%s:%s: quarantined by the scrub (its content did not match its digest): push it again",
+                    br_alg_name(dg.alg), dg.hex);
     if ((rec.refs == 0) != (rec.unref_at != 0))
         return fail(v, "%s:%s refcount %llu but unreferenced since %llu", br_alg_name(dg.alg), dg.hex,
                     (unsigned long long)rec.refs, (unsigned long long)rec.unref_at);
@@ -268,7 +248,7 @@ static int on_blob(verify_t *v, MDB_val *k, MDB_val *d)
         v->blobs[v->nblobs].pd = key;
         v->blobs[v->nblobs++].size = rec.size;
     } else if (v->hash_content) {
-        if ((ret = hash_file(fd, dg.alg, &got)) != 0)
+        if ((ret = br_hash_fd(fd, dg.alg, NULL, &got)) != 0)
             goto Exit;
         if (!br_digest_eq(&got, &dg))
             ret = fail(v, "%s:%s: content hashes to %s", br_alg_name(dg.alg), dg.hex, got.hex);
@@ -393,7 +373,7 @@ static int hash_pass(verify_t *v)
             fail(v, "%s:%s: file: %s", br_alg_name(d.alg), d.hex, strerror(errno));
             continue;
         }
-        ret = hash_file(fd, d.alg, &got);
+        ret = br_hash_fd(fd, d.alg, NULL, &got);
         close(fd);
         if (ret != 0)
             fail(v, "%s:%s: read: %s", br_alg_name(d.alg), d.hex, strerror(ret));
@@ -456,7 +436,7 @@ static int on_fsck_file(void *ctx, br_alg_t alg, const char *dir, const char *na
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     if ((fd = openat(v->s->blob_fd[alg], path, O_RDONLY | O_CLOEXEC)) < 0)
         return 0; /* gone meanwhile */
-    ret = hash_file(fd, alg, &got);
+    ret = br_hash_fd(fd, alg, NULL, &got);
     close(fd);
     if (ret != 0)
         return ret;

@@ -78,6 +78,8 @@ static const char *config_diff(const br_config_t *a, const br_config_t *b)
         return "log.format";
     if (a->log.access_log != b->log.access_log)
         return "log.access_log";
+    if (a->scrub.rate != b->scrub.rate)
+        return "scrub.rate";
     if (a->gc.interval_s != b->gc.interval_s)
         return "gc.interval";
     if (a->gc.grace_s != b->gc.grace_s)
@@ -298,6 +300,8 @@ static void test_every_key(br_config_t *out)
                                "immutable:\n"
                                "  - {repository: \"**\", tags: [\"v*\", \"release-*\"]}\n"
                                "  - {repository: \"scratch/**\", tags: []}\n"
+                               "scrub:\n"
+                               "  rate: 50MB/s\n"
                                "gc:\n"
                                "  interval: 10m\n"
                                "  grace: 0\n"
@@ -342,6 +346,7 @@ static void test_every_key(br_config_t *out)
            strcmp(copy.immutable[0].tags[0], "v*") == 0,
        "immutable: deep copy");
     br_config_dispose(&copy);
+    is_int(c.scrub.rate, 50000000, "scrub.rate: 50MB/s");
     is_int(c.gc.interval_s, 600, "gc.interval");
     is_int(c.gc.grace_s, 0, "gc.grace (0 allowed)");
     is_int(c.gc.untagged_delete, 1, "gc.untagged: delete");
@@ -563,6 +568,7 @@ static void test_env(const br_config_t *from_yaml)
                          "BERTH_LOG_ACCESS_LOG=off",
                          "BERTH_HTTP2=no",
                          "BERTH_GC_INTERVAL=600",
+                         "BERTH_SCRUB_RATE=50000000",
                          "BERTH_GC_GRACE=0s",
                          "BERTH_GC_UNTAGGED=delete",
                          "BERTH_TLS_CERTIFICATE=/etc/berth/cert.pem",
@@ -830,6 +836,8 @@ static void test_auth(void)
                  "immutable rule with actions");
     expect_error("immutable:\n  - {repository: a, tags: [\"v/1\"]}\n",
                  "2:27: 'tags' must be tag globs ([A-Za-z0-9_.-] and '*', at most 128), not 'v/1'", "immutable: a bad tag glob");
+    expect_error("scrub:\n  rate: fast\n", "2:9: 'scrub.rate' must be a rate: a size per second such as 50MB/s (0 = off)",
+                 "scrub.rate not a rate");
     expect_error("immutable: v*\n", "1:12: 'immutable' must be a list of {repository, tags} mappings", "immutable a scalar");
     expect_error("auth:\n  rules:\n    - {actions: [pull]}\n", "3:7: 'auth.rules' item needs 'repository'", "rule without repository");
     expect_error("auth:\n  rules:\n    - {repository: a}\n", "3:7: 'auth.rules' item needs 'actions'", "rule without actions");

@@ -45,3 +45,4 @@ TESTS += tests/server/immutable.sh
 TESTS += tests/server/metrics.sh tests/server/prometheus.sh
 TESTS += tests/server/events.sh
 EXTRA_DIST += tests/server/webhook_receiver.py
+TESTS += tests/server/scrub.sh

@@ -595,6 +595,55 @@ static void test_fsck(void)
     is_int(br_blob_stat(s, R("f"), &a, NULL), 0, "and the blob is served again");
 }
 
+/* ---- scrub ------------------------------------------------------------------------- */
+
+static void test_scrub(void)
+{
+    br_digest_t a, b;
+    br_scrub_cursor_t cur = {{0}, 0};
+    br_scrub_stats_t st;
+    char path[4096];
+    is_int(br_blob_put(s, R("sc"), BR_ALG_SHA256, "scrub blob a", 12, &a), 0, "put a");
+    is_int(br_blob_put(s, R("sc"), BR_ALG_SHA256, "scrub blob b", 12, &b), 0, "put b");
+    br_blob_path(s, &a, path, sizeof(path));
+    write_file(path, "SCRUB BLOB A");
+    uint64_t q = 0, n = 0;
+    int wrapped = 0;
+    for (int i = 0; i < 10000 && !wrapped; i++) {
+        if (br_store_scrub(s, &cur, 1, NULL, &st) != 0)
+            break;
+        q += st.quarantined;
+        n += st.blobs;
+        wrapped = st.wrapped;
+    }
+    ok(wrapped && n >= 2, "a scrub pass, one blob at a time, reaches the end (%llu blobs)", (unsigned long long)n);
+    is_int(q, 1, "it quarantines exactly the corrupted blob");
+    is_int(br_blob_stat(s, R("sc"), &a, NULL), BR_E_BLOB_UNKNOWN, "a quarantined blob is unknown");
+    int fd = -1;
+    is_int(br_blob_open(s, R("sc"), &a, &fd, NULL), BR_E_BLOB_UNKNOWN, "and is never opened for serving");
+    is_int(br_blob_stat(s, R("sc"), &b, NULL), 0, "the sound one is served");
+    br_digest_t refs[1] = {a};
+    br_manifest_put_t m = mput("sc", "{\"sc\":1}", "v1", refs, 1);
+    is_int(br_manifest_put(s, &m, NULL), BR_E_MANIFEST_BLOB_UNKNOWN, "a manifest naming it is refused");
+    problems_t p;
+    br_fsck_stats_t fst = fsck(0, &p);
+    /* (and the refused put's body file, an orphan) */
+    ok(fst.problems == 2 && strstr(p.lines, "quarantined by the scrub") != NULL, "fsck reports it");
+    diag_lines(&p);
+    is_int(br_blob_put(s, R("sc"), BR_ALG_SHA256, "scrub blob a", 12, &a), 0, "push the same content again");
+    is_int(br_blob_stat(s, R("sc"), &a, NULL), 0, "healed: served again");
+    is_int(br_blob_open(s, R("sc"), &a, &fd, NULL), 0, "open it");
+    br_digest_t got;
+    ok(fd >= 0 && hash_fd(fd, BR_ALG_SHA256, &got) == 0 && br_digest_eq(&got, &a), "with its true bytes");
+    if (fd >= 0)
+        close(fd);
+    is_int(br_manifest_put(s, &m, NULL), 0, "the manifest is accepted now");
+    check_consistent("scrub, quarantine and heal");
+    memset(&cur, 0, sizeof(cur));
+    is_int(br_store_scrub(s, &cur, UINT64_MAX, NULL, &st), 0, "a whole pass");
+    ok(st.wrapped && st.quarantined == 0, "finds nothing more");
+}
+
 int main(void)
 {
     make_root(root, sizeof(root), "gc");
@@ -610,6 +659,7 @@ int main(void)
     test_race();
     test_kill();
     test_fsck();
+    test_scrub();
     br_store_close(s);
     rm_tree(root);
     return tap_done();
