@@ -1002,6 +1002,40 @@ static void test_lock(void)
     rm_tree(lroot);
 }
 
+/* ---- immutable tags ---------------------------------------------------------------- */
+
+static int keep_v(void *ctx, br_str_t tag)
+{
+    ++*(int *)ctx;
+    return tag.len != 0 && tag.base[0] == 'v';
+}
+
+static void test_immutable(void)
+{
+    br_digest_t d1, d2, got;
+    br_manifest_rec_t rec;
+    int asked = 0;
+    br_manifest_put_t m = mput("im", "{\"im\":1}", "v1", NULL, 0);
+    m.tag_immutable = 1;
+    is_int(br_manifest_put(s, &m, &d1), 0, "an immutable tag is created");
+    is_int(br_manifest_put(s, &m, &got), 0, "and set again to the same manifest");
+    m = mput("im", "{\"im\":2}", "v1", NULL, 0);
+    m.tag_immutable = 1;
+    is_int(br_manifest_put(s, &m, &d2), BR_E_DENIED, "moving it to another manifest: BR_E_DENIED");
+    is_int(br_manifest_get(s, R("im"), R("v1"), &rec), 0, "it still resolves");
+    ok(br_digest_eq(&rec.digest, &d1), "... to the first manifest");
+    m.tag_immutable = 0;
+    m.tag = R("latest");
+    is_int(br_manifest_put(s, &m, &d2), 0, "the second manifest under another tag");
+    is_int(br_manifest_delete_unless(s, R("im"), &d1, keep_v, &asked), BR_E_DENIED, "deleting v1's manifest while keep says no");
+    ok(asked == 1, "keep was asked about its one tag");
+    is_int(br_manifest_get(s, R("im"), R("v1"), &rec), 0, "nothing was deleted");
+    asked = 0;
+    is_int(br_manifest_delete_unless(s, R("im"), &d2, keep_v, &asked), 0, "a manifest whose tags keep lets go is deleted");
+    is_int(br_manifest_get(s, R("im"), R("latest"), &rec), BR_E_MANIFEST_UNKNOWN, "with its tag");
+    check_consistent("immutable tags");
+}
+
 int main(void)
 {
     int ret;
@@ -1028,6 +1062,7 @@ int main(void)
     test_listings();
     test_threads();
     test_holders_damage_and_upgrade();
+    test_immutable();
     test_lock();
 
     /* Everything survives a restart, with the default map size. */
