@@ -7,6 +7,12 @@ BR_H2O_PATCHES = \
 	server/h2o/0004-http2-streamed-request-bodies.patch
 EXTRA_DIST += server/h2o/build.sh $(BR_H2O_PATCHES)
 
+# Every object that includes h2o.h is rebuilt when configure switches between
+# the patched and the system h2o (berth_config.h's BR_PATCHED_H2O changes; its
+# timestamp moves only when its content does): the two h2o.h lay out h2o_req_t
+# differently.
+$(libbrserver_a_OBJECTS) $(berth_OBJECTS): $(top_builddir)/berth_config.h
+
 if BR_PATCHED_H2O
 # h2o-patched is a symlink into the build cache; the stamp remakes it when the
 # script or a patch changes, and everything that includes h2o.h or links it

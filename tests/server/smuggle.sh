@@ -55,7 +55,12 @@ def exchange(pieces, gap=0.0, timeout=TIMEOUT):
     s = connect()
     try:
         for p in pieces:
-            s.sendall(p)
+            try:
+                s.sendall(p)
+            except OSError:
+                # the server answered and closed before the whole body was
+                # sent (a 413 mid-body); its answer is still there to read
+                break
             if gap:
                 time.sleep(gap)
         return read_until_close(s, timeout)
