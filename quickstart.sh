@@ -6,8 +6,9 @@
 #   ./quickstart.sh test     install build and test dependencies (real registry clients),
 #                            build, and run every test (make check)
 #
-# CONFIGURE_FLAGS is passed to ./configure (CI uses --enable-werror; --with-patched-h2o
-# builds berth's patched h2o, see server/h2o/build.sh).
+# CONFIGURE_FLAGS is passed to ./configure (CI uses --enable-werror; --with-system-h2o
+# links Debian's unpatched libh2o-evloop instead of berth's patched h2o build, see
+# server/h2o/build.sh).
 set -euo pipefail
 cd "$(dirname "$0")"
 mode=${1:-start}
@@ -35,9 +36,9 @@ install_deps() {
     enable_deb_src
 }
 
-# configure --with-patched-h2o builds h2o from Debian's source package
-# (server/h2o/build.sh runs `apt-get source h2o`), which needs a deb-src entry. Add
-# one for the mirror this machine already uses, unless apt can find the source.
+# The build makes h2o from Debian's source package (server/h2o/build.sh runs
+# `apt-get source h2o`), which needs a deb-src entry. Add one for the mirror this
+# machine already uses, unless apt can find the source.
 enable_deb_src() {
     apt-get source --print-uris h2o >/dev/null 2>&1 && return 0
     local uri
