@@ -7,11 +7,13 @@ BR_H2O_PATCHES = \
 	server/h2o/0004-http2-streamed-request-bodies.patch
 EXTRA_DIST += server/h2o/build.sh $(BR_H2O_PATCHES)
 
-# Every object that includes h2o.h is rebuilt when configure switches between
-# the patched and the system h2o (berth_config.h's BR_PATCHED_H2O changes; its
-# timestamp moves only when its content does): the two h2o.h lay out h2o_req_t
-# differently.
-$(libbrserver_a_OBJECTS) $(berth_OBJECTS): $(top_builddir)/berth_config.h
+# Every object that includes h2o.h waits for the patched h2o (its headers) and
+# is rebuilt when configure switches between the patched and the system h2o
+# (berth_config.h's BR_PATCHED_H2O changes; its timestamp moves only when its
+# content does): the two h2o.h lay out h2o_req_t differently. One rule: automake
+# keeps only the first of two for the same targets.
+BR_H2O_STAMP =
+$(libbrserver_a_OBJECTS) $(berth_OBJECTS): $(top_builddir)/berth_config.h $(BR_H2O_STAMP)
 
 if BR_PATCHED_H2O
 # h2o-patched is a symlink into the build cache; the stamp remakes it when the
@@ -19,9 +21,9 @@ if BR_PATCHED_H2O
 # waits for it.
 # With --enable-sanitizers h2o is built with AddressSanitizer (not UBSan: that
 # would judge h2o's own code, not ours).
+BR_H2O_STAMP += h2o-patched.stamp
 h2o-patched.stamp: server/h2o/build.sh $(BR_H2O_PATCHES) $(top_builddir)/config.status
 	$(AM_V_GEN)BR_H2O_CFLAGS='$(BR_H2O_SAN_CFLAGS)' $(SHELL) $(srcdir)/server/h2o/build.sh h2o-patched && touch $@
-$(libbrserver_a_OBJECTS) $(berth_OBJECTS): h2o-patched.stamp
 EXTRA_berth_DEPENDENCIES = h2o-patched.stamp
 CLEANFILES += h2o-patched h2o-patched.stamp
 endif
