@@ -4,3 +4,5 @@
 TESTS += tests/clients/skopeo.sh tests/clients/podman.sh tests/clients/docker.sh tests/clients/ctr.sh tests/clients/artifact.sh
 EXTRA_DIST += tests/clients/clients.sh tests/clients/images.sh
 TESTS += tests/clients/auth-clients.sh
+# the container image: Dockerfile built on a private dockerd from a debootstrapped base
+TESTS += tests/clients/image.sh
