@@ -29,6 +29,11 @@
 #   (store files owned by the image's user) with the file's settings, and its
 #   health check follows BERTH_METRICS_LISTEN to the metrics listener.
 # Every server listens on 127.0.0.1 (host network, BERTH_LISTEN).
+#
+# Environment:
+#   BR_IMAGE_CACHE            where the base rootfs tarball is kept (see above)
+#   BR_IMAGE_CONFIGURE_FLAGS  the image's CONFIGURE_FLAGS build argument
+#                             (e.g. --with-system-h2o; default: none)
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/clients/clients.sh"
 need dockerd debootstrap jq curl unshare tar
@@ -108,6 +113,7 @@ fi
 
 # --- build and inspect -------------------------------------------------------
 if ! dkb --network=host --build-arg BUILD_BASE=berth-base:bookworm --build-arg RUN_BASE=berth-base:bookworm \
+    --build-arg CONFIGURE_FLAGS="${BR_IMAGE_CONFIGURE_FLAGS:-}" \
     -t berth:test "$top_srcdir" >"$BR_TMP/build.out" 2>&1; then
     show_build
     echo "Bail out! the image did not build"
