@@ -61,6 +61,13 @@ typedef struct st_br_conn_t {
      * before the sweep shuts it down), requests finished on it */
     unsigned char tls, h2, metrics_listener, reason;
     unsigned requests;
+    /* An HTTP/1 request reached the handler and has not ended (owner thread).
+     * With berth's patched h2o a streamed body is read with h2o's
+     * request-reading callback and leaves the input empty between pieces, so
+     * without this the sweep took an upload in progress for a connection
+     * waiting for its next request (and closed it at once on SIGTERM) or, with
+     * a partial chunk line buffered, for one still sending headers. */
+    unsigned char in_request;
 } br_conn_t;
 
 /* Per-client counts: a small chained hash under one mutex. Accept and close
@@ -275,8 +282,8 @@ static void check_idle(br_conn_t *c)
 {
     h2o_socket_t *sock = c->sock;
     h2o_socket_cb h1 = __atomic_load_n(&h1_read_cb, __ATOMIC_RELAXED);
-    if (h1 == NULL || sock->_cb.read != h1 || (sock->input != NULL && sock->input->size != 0) || has_unread(c->fd) ||
-        br_srv.shutdown_requested)
+    if (h1 == NULL || c->in_request || sock->_cb.read != h1 || (sock->input != NULL && sock->input->size != 0) ||
+        has_unread(c->fd) || br_srv.shutdown_requested)
         return;
     sock->_cb.read = on_idle_read;
     pthread_mutex_lock(&clients_lock);
@@ -341,7 +348,10 @@ static void on_request_done(h2o_logger_t *self, h2o_req_t *req)
 {
     (void)self;
     br_conn_t *c = h1_conn_of(req);
-    if (c != NULL && !h2o_linklist_is_linked(&c->check_link))
+    if (c == NULL)
+        return;
+    c->in_request = 0;
+    if (!h2o_linklist_is_linked(&c->check_link))
         h2o_linklist_insert(&c->thread->idle_checks, &c->check_link);
 }
 
@@ -353,7 +363,10 @@ static void on_request_done(h2o_logger_t *self, h2o_req_t *req)
 void br_conns_request_started(h2o_req_t *req)
 {
     br_conn_t *c = h1_conn_of(req);
-    if (c != NULL && h2o_linklist_is_linked(&c->check_link))
+    if (c == NULL)
+        return;
+    c->in_request = 1;
+    if (h2o_linklist_is_linked(&c->check_link))
         h2o_linklist_unlink(&c->check_link);
 }
 
@@ -647,13 +660,13 @@ static void on_sweep(h2o_timeout_entry_t *entry)
         /* An HTTP/1 connection between requests reads with h2o's callback; with
          * bytes buffered but no complete header block, it is still sending
          * headers. */
-        int in_headers = h1 != NULL && sock->_cb.read == h1 && sock->input != NULL && sock->input->size != 0 &&
+        int in_headers = h1 != NULL && !c->in_request && sock->_cb.read == h1 && sock->input != NULL && sock->input->size != 0 &&
                          !has_header_end(sock->input->bytes, sock->input->size);
         if (!in_headers)
             c->header_since_ms = 0;
         else if (c->header_since_ms == 0)
             c->header_since_ms = now;
-        int waiting = h1 != NULL && (sock->_cb.read == h1 || sock->_cb.read == on_idle_read) &&
+        int waiting = h1 != NULL && !c->in_request && (sock->_cb.read == h1 || sock->_cb.read == on_idle_read) &&
                       (sock->input == NULL || sock->input->size == 0);
         /* On shutdown, HTTP/1 keep-alive connections waiting for a request are
          * closed now (h2o only stops keep-alive after a next request). */

@@ -46,3 +46,4 @@ TESTS += tests/server/metrics.sh tests/server/prometheus.sh
 TESTS += tests/server/events.sh
 EXTRA_DIST += tests/server/webhook_receiver.py
 TESTS += tests/server/scrub.sh
+TESTS += tests/server/drain.sh
