@@ -34,8 +34,11 @@
 #   BR_IMAGE_CACHE            where the base rootfs tarball is kept (see above)
 #   BR_IMAGE_CONFIGURE_FLAGS  the image's CONFIGURE_FLAGS build argument
 #                             (e.g. --with-system-h2o; default: none)
+#   BR_IMAGE_TEST=skip        skip this test (.ci/run runs it once: the image
+#                             builds its own berth, whatever this tree's build)
 . "$top_srcdir/tests/lib.sh"
 . "$top_srcdir/tests/clients/clients.sh"
+[ "${BR_IMAGE_TEST:-}" != skip ] || skip_all "BR_IMAGE_TEST=skip (the image builds its own berth; it was tested once already)"
 need dockerd debootstrap jq curl unshare tar
 [ "$(id -u)" -eq 0 ] || skip_all "debootstrap and dockerd need root"
 DOCKER=/usr/bin/docker
