@@ -128,11 +128,7 @@ static ent_t *cand_find(gc_t *g, const void *key, size_t len)
 
 static void dec_add(gc_t *g, const unsigned char *pd)
 {
-    if (g->ndec == g->deccap) {
-        g->deccap = g->deccap != 0 ? 2 * g->deccap : 256;
-        g->dec = br_realloc(g->dec, g->deccap * sizeof(*g->dec));
-    }
-    br_pd_set(&g->dec[g->ndec++], pd);
+    br_pd_push(&g->dec, &g->ndec, &g->deccap, pd);
 }
 
 static void progress(gc_t *g, const char *phase, uint64_t done, uint64_t total)

@@ -73,6 +73,9 @@ typedef struct st_br_pd_t {
     unsigned char b[BR_PDIGEST_MAX];
 } br_pd_t;
 void br_pd_set(br_pd_t *p, const unsigned char *pd);
+/* Appends pd to the growable array *v of *n entries and *cap slots (both
+ * zero for an empty one; the caller frees *v). */
+void br_pd_push(br_pd_t **v, size_t *n, size_t *cap, const unsigned char *pd);
 int br_pd_cmp(const void *a, const void *b);
 /* Number of entries of sorted v[0..n) equal to key. */
 size_t br_pd_count(const br_pd_t *v, size_t n, const br_pd_t *key);

@@ -174,6 +174,15 @@ void br_pd_set(br_pd_t *p, const unsigned char *pd)
     memcpy(p->b, pd, br_pdigest_len(pd[0]));
 }
 
+void br_pd_push(br_pd_t **v, size_t *n, size_t *cap, const unsigned char *pd)
+{
+    if (*n == *cap) {
+        *cap = *cap != 0 ? 2 * *cap : 256;
+        *v = br_realloc(*v, *cap * sizeof(**v));
+    }
+    br_pd_set(&(*v)[(*n)++], pd);
+}
+
 int br_pd_cmp(const void *a, const void *b)
 {
     return memcmp(a, b, sizeof(br_pd_t));

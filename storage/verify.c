@@ -73,11 +73,7 @@ __attribute__((format(printf, 2, 3))) static int fail(verify_t *v, const char *f
 
 static void add_ref(verify_t *v, const unsigned char *pd)
 {
-    if (v->nrefs == v->cap) {
-        v->cap = v->cap != 0 ? 2 * v->cap : 256;
-        v->refs = br_realloc(v->refs, v->cap * sizeof(*v->refs));
-    }
-    br_pd_set(&v->refs[v->nrefs++], pd);
+    br_pd_push(&v->refs, &v->nrefs, &v->cap, pd);
 }
 
 static int has_key(verify_t *v, MDB_dbi dbi, const void *p, size_t len)
