@@ -40,7 +40,7 @@ static void *collector_main(void *arg)
             continue;
         br_gc_options_t o = {.grace_s = collector.grace_s, .untagged_delete = collector.untagged_delete, .cancel = &collector.w.stop};
         pthread_mutex_unlock(&collector.w.lock);
-        br_gc_stats_t st = {0, 0, 0, 0};
+        br_gc_stats_t st = {0, 0, 0, 0, 0};
         uint64_t t0 = br_now_ms();
         int err = br_store_gc(br_srv.store, &o, &st);
         br_metrics_gc_run(err, &st);

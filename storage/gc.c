@@ -11,8 +11,14 @@
  * writes, the execution removes exactly the plan: dry-run figures and the
  * real run's agree.
  *
+ * Retention comes first in both halves: the plan picks the tags its rules
+ * delete (and treats them as gone when it judges untagged manifests), the
+ * execution deletes them before any manifest, re-deciding each in its write
+ * txn (storage.h).
+ *
  * The plan's lists hold only garbage (keys in one arena), so memory grows
- * with what is collected, not with the store.
+ * with what is collected, not with the store (retention also holds the tags
+ * of one repository at a time).
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,19 +28,31 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 #include "storage/internal.h"
 
 #define BATCH_MANIFESTS 32
 #define BATCH_LINKS 256
 #define BATCH_BLOBS 128
+#define BATCH_TAGS 64
 
 typedef struct st_ent_t {
     size_t off;     /* key bytes in gc_t.arena */
     uint32_t len;
-    int collected;  /* manifest candidates: chosen for collection */
-    uint64_t size;  /* blobs and orphans: bytes */
+    uint32_t vlen;  /* retention: the tags row value, after the key in the arena */
+    int collected;  /* manifest candidates: chosen for collection; retention: deleted */
+    uint64_t size;  /* blobs and orphans: bytes; retention: push time (ms) */
 } ent_t;
+
+/* One tag of the repository retention is deciding on (copied: a write txn
+ * moves the data it returns). */
+typedef struct st_rtag_t {
+    size_t off;           /* in gc_t.rbuf: the key (repo \0 tag), then the value */
+    uint32_t klen, vlen;
+    uint64_t pushed_ms;
+    int del;
+} rtag_t;
 
 typedef struct st_list_t {
     ent_t *v;
@@ -57,6 +75,13 @@ typedef struct st_gc_t {
     br_pd_t *dec;   /* references the plan takes away, sorted */
     size_t ndec, deccap;
     int trash_fd;
+    uint64_t now_ms;
+    list_t rets;    /* retention: tags to delete (key, then the row value), in key order */
+    list_t rmtags;  /* the same tags as mtags keys (repo \0 D tag), sorted: the plan's view */
+    unsigned char *rbuf; /* retention: one repository's tags */
+    size_t rlen, rcap;
+    rtag_t *rtags;
+    size_t nrtags, rtagcap;
 } gc_t;
 
 static int old_enough(const gc_t *g, uint64_t t)
@@ -108,13 +133,13 @@ static int key_cmp(const void *a, size_t alen, const void *b, size_t blen)
     return c != 0 ? c : alen < blen ? -1 : alen > blen ? 1 : 0;
 }
 
-/* The candidate with this key, or NULL (cands are in key order). */
-static ent_t *cand_find(gc_t *g, const void *key, size_t len)
+/* The entry of l (in key order) with this key, or NULL. */
+static ent_t *list_find(gc_t *g, list_t *l, const void *key, size_t len)
 {
-    size_t lo = 0, hi = g->cands.n;
+    size_t lo = 0, hi = l->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        ent_t *e = &g->cands.v[mid];
+        ent_t *e = &l->v[mid];
         int c = key_cmp(g->arena + e->off, e->len, key, len);
         if (c == 0)
             return e;
@@ -124,6 +149,37 @@ static ent_t *cand_find(gc_t *g, const void *key, size_t len)
             hi = mid;
     }
     return NULL;
+}
+
+/* The candidate with this key, or NULL. */
+static ent_t *cand_find(gc_t *g, const void *key, size_t len)
+{
+    return list_find(g, &g->cands, key, len);
+}
+
+/* 1 when some tag names manifest key (repo \0 M); with the plan's view, the
+ * tags retention deletes do not count. */
+static int tagged(gc_t *g, const unsigned char *key, size_t len, int planned)
+{
+    MDB_cursor *cur;
+    MDB_val k = {len, (void *)key}, v;
+    int rc, ret = 0;
+    if (!planned || g->rmtags.n == 0)
+        return br_txn_has_prefix(g->txn, g->s->db_mtags, key, len);
+    if ((rc = mdb_cursor_open(g->txn, g->s->db_mtags, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        if (k.mv_size <= len || memcmp(k.mv_data, key, len) != 0)
+            break;
+        if (list_find(g, &g->rmtags, k.mv_data, k.mv_size) == NULL) { /* not one retention deletes */
+            ret = 1;
+            break;
+        }
+    }
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+    mdb_cursor_close(cur);
+    return ret;
 }
 
 static void dec_add(gc_t *g, const unsigned char *pd)
@@ -214,7 +270,7 @@ static int manifest_collectable(gc_t *g, const unsigned char *key, size_t len, i
         return rc == MDB_NOTFOUND ? 0 : br_store_mdb_err(rc, "read manifest");
     if ((ret = br_mani_parse(v.mv_data, v.mv_size, &m)) != 0)
         return ret;
-    if ((ret = br_txn_has_prefix(g->txn, g->s->db_mtags, key, len)) != 0)
+    if ((ret = tagged(g, key, len, planned)) != 0)
         return ret > 0 ? 0 : ret;
     if ((ret = link_time(g, key, len, &t, &found)) != 0)
         return ret;
@@ -249,6 +305,180 @@ static int link_collectable(gc_t *g, const unsigned char *key, size_t len, uint6
     return 1;
 }
 
+/* ---- retention ------------------------------------------------------------------- */
+
+static int ent_cmp(const void *a, const void *b, void *ctx)
+{
+    const gc_t *g = ctx;
+    const ent_t *x = a, *y = b;
+    return key_cmp(g->arena + x->off, x->len, g->arena + y->off, y->len);
+}
+
+static const unsigned char *rtag_key(const gc_t *g, const rtag_t *r)
+{
+    return g->rbuf + r->off;
+}
+
+/* Newest first; equal times: the greater name first (keys share the repo prefix). */
+static int rtag_cmp(const void *a, const void *b, void *ctx)
+{
+    const gc_t *g = ctx;
+    const rtag_t *x = a, *y = b;
+    if (x->pushed_ms != y->pushed_ms)
+        return x->pushed_ms > y->pushed_ms ? -1 : 1;
+    return -key_cmp(rtag_key(g, x), x->klen, rtag_key(g, y), y->klen);
+}
+
+static int rtag_key_cmp(const void *a, const void *b, void *ctx)
+{
+    const gc_t *g = ctx;
+    const rtag_t *x = a, *y = b;
+    return key_cmp(rtag_key(g, x), x->klen, rtag_key(g, y), y->klen);
+}
+
+/* Reads every tag of repo (prefix "repo \0") from g->txn into g->rtags, in
+ * key order, with its push time (an old row: its manifest's link time). */
+static int load_repo_tags(gc_t *g, const br_key_t *prefix)
+{
+    MDB_cursor *cur;
+    MDB_val k = {prefix->len, (void *)prefix->buf}, v;
+    int rc, ret = 0;
+    g->rlen = 0;
+    g->nrtags = 0;
+    if ((rc = mdb_cursor_open(g->txn, g->s->db_tags, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+        size_t pl;
+        uint64_t pushed;
+        if (k.mv_size <= prefix->len || memcmp(k.mv_data, prefix->buf, prefix->len) != 0)
+            break;
+        if (br_tag_val_read(&v, &pl, &pushed) != 0)
+            continue; /* damage: fsck's to report; the tag stays */
+        if (pushed == 0) {
+            br_key_t lk;
+            uint64_t t;
+            int found;
+            lk.len = 0;
+            br_key_add(&lk, prefix->buf, prefix->len);
+            br_key_add(&lk, v.mv_data, pl);
+            if ((ret = link_time(g, lk.buf, lk.len, &t, &found)) != 0)
+                break;
+            pushed = (found ? t : g->s->links_epoch) * 1000;
+        }
+        if (g->rlen + k.mv_size + v.mv_size > g->rcap) {
+            g->rcap = 2 * g->rcap + k.mv_size + v.mv_size + 4096;
+            g->rbuf = br_realloc(g->rbuf, g->rcap);
+        }
+        if (g->nrtags == g->rtagcap) {
+            g->rtagcap = g->rtagcap != 0 ? 2 * g->rtagcap : 256;
+            g->rtags = br_realloc(g->rtags, g->rtagcap * sizeof(*g->rtags));
+        }
+        rtag_t *r = &g->rtags[g->nrtags++];
+        r->off = g->rlen;
+        r->klen = (uint32_t)k.mv_size;
+        r->vlen = (uint32_t)v.mv_size;
+        r->pushed_ms = pushed;
+        r->del = 0;
+        memcpy(g->rbuf + g->rlen, k.mv_data, k.mv_size);
+        memcpy(g->rbuf + g->rlen + k.mv_size, v.mv_data, v.mv_size);
+        g->rlen += k.mv_size + v.mv_size;
+    }
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+    mdb_cursor_close(cur);
+    return ret;
+}
+
+/* Applies rule to the loaded tags of repo: sets del on each tag it deletes
+ * (storage.h). Leaves g->rtags in key order. */
+static void retention_decide(gc_t *g, const br_retention_rule_t *rule, br_str_t repo)
+{
+    if (g->nrtags == 0)
+        return;
+    qsort_r(g->rtags, g->nrtags, sizeof(*g->rtags), rtag_cmp, g);
+    for (size_t i = 0; i < g->nrtags; i++) {
+        rtag_t *r = &g->rtags[i];
+        const unsigned char *key = rtag_key(g, r);
+        br_str_t tag = br_str((const char *)key + repo.len + 1, r->klen - repo.len - 1);
+        int young = r->pushed_ms > g->now_ms || g->now_ms - r->pushed_ms < rule->keep_s * 1000;
+        r->del = i >= rule->keep_last && !young && !g->o->retention_keep(g->o->rctx, repo, tag);
+    }
+    qsort_r(g->rtags, g->nrtags, sizeof(*g->rtags), rtag_key_cmp, g);
+}
+
+/* One report line for a tag retention deletes (or would). */
+static void retention_report(gc_t *g, const ent_t *e, const br_retention_rule_t *rule)
+{
+    const char *key = (const char *)g->arena + e->off, *nul = memchr(key, '\0', e->len);
+    char when[32] = "?", line[BR_NAME_MAX + BR_TAG_MAX + 512];
+    time_t secs = (time_t)(e->size / 1000);
+    struct tm tm;
+    if (g->o->retention_report == NULL)
+        return;
+    if (gmtime_r(&secs, &tm) != NULL)
+        strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    snprintf(line, sizeof(line), "retention: %s %.*s:%.*s (pushed %s, rule \"%s\")", g->o->dry_run ? "would delete" : "deleted",
+             (int)(nul - key), key, (int)(e->len - (size_t)(nul - key) - 1), nul + 1, when, rule != NULL ? rule->name : "?");
+    g->o->retention_report(g->o->rctx, line);
+}
+
+static int plan_retention(gc_t *g)
+{
+    MDB_cursor *cur;
+    MDB_val k, v;
+    br_key_t seek, prefix;
+    int rc, ret = 0;
+    if ((rc = mdb_cursor_open(g->txn, g->s->db_tags, &cur)) != 0)
+        return br_store_mdb_err(rc, "cursor open");
+    for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0;) {
+        br_str_t repo;
+        const unsigned char *rest;
+        size_t n;
+        if (!br_key_split(&k, &repo, &rest, &n) || repo.len == 0 || repo.len > BR_NAME_MAX) {
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+            continue;
+        }
+        br_key_init(&prefix, repo);
+        repo = br_str((const char *)prefix.buf, prefix.len - 1);
+        const br_retention_rule_t *rule = g->o->retention_rule(g->o->rctx, repo);
+        if (rule != NULL) {
+            if ((ret = load_repo_tags(g, &prefix)) != 0)
+                goto Exit;
+            retention_decide(g, rule, repo);
+            for (size_t i = 0; i < g->nrtags; i++) {
+                rtag_t *r = &g->rtags[i];
+                if (!r->del)
+                    continue;
+                const unsigned char *key = rtag_key(g, r);
+                br_key_t mk;
+                ent_t *e = list_add(g, &g->rets, key, r->klen + r->vlen);
+                e->len = r->klen;
+                e->vlen = r->vlen;
+                e->size = r->pushed_ms;
+                /* the mtags key: repo \0 D tag */
+                br_key_init(&mk, repo);
+                br_key_add(&mk, key + r->klen, br_pdigest_len(key[r->klen]));
+                br_key_add(&mk, key + prefix.len, r->klen - prefix.len);
+                list_add(g, &g->rmtags, mk.buf, mk.len);
+                if (g->o->dry_run)
+                    retention_report(g, e, rule);
+            }
+        }
+        /* On to the next repository: every key of this one sorts before "repo \1". */
+        seek = prefix;
+        seek.buf[seek.len - 1] = 1;
+        k = br_key_val(&seek);
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    }
+    if (rc != MDB_NOTFOUND)
+        ret = br_store_mdb_err(rc, "cursor walk");
+    if (g->rmtags.n != 0)
+        qsort_r(g->rmtags.v, g->rmtags.n, sizeof(*g->rmtags.v), ent_cmp, g);
+Exit:
+    mdb_cursor_close(cur);
+    return ret;
+}
+
 /* ---- plan ------------------------------------------------------------------------ */
 
 static int plan_manifests(gc_t *g)
@@ -260,7 +490,7 @@ static int plan_manifests(gc_t *g)
     if ((rc = mdb_cursor_open(g->txn, g->s->db_manifests, &cur)) != 0)
         return br_store_mdb_err(rc, "cursor open");
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
-        if ((ret = br_txn_has_prefix(g->txn, g->s->db_mtags, k.mv_data, k.mv_size)) != 0) {
+        if ((ret = tagged(g, k.mv_data, k.mv_size, 1)) != 0) {
             if (ret < 0)
                 goto Exit;
             ret = 0;
@@ -470,6 +700,8 @@ static int plan(gc_t *g)
     if ((ret = br_store_rtxn_begin(g->s, &g->txn)) != 0)
         return ret;
     progress(g, "plan", 0, 4);
+    if (g->o->retention_rule != NULL && (ret = plan_retention(g)) != 0)
+        goto Exit;
     if (g->o->untagged_delete && (ret = plan_manifests(g)) != 0)
         goto Exit;
     progress(g, "plan", 1, 4);
@@ -492,6 +724,68 @@ Exit:
 static int cancelled(gc_t *g)
 {
     return g->o->cancel != NULL && *g->o->cancel;
+}
+
+/* The loaded tag with this key, or NULL (g->rtags in key order). */
+static rtag_t *rtag_find(gc_t *g, const void *key, size_t len)
+{
+    size_t lo = 0, hi = g->nrtags;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        rtag_t *r = &g->rtags[mid];
+        int c = key_cmp(rtag_key(g, r), r->klen, key, len);
+        if (c == 0)
+            return r;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+/* Deletes the planned tags, a batch of one repository per write txn, each
+ * decided again there (storage.h). */
+static int run_retention(gc_t *g)
+{
+    int ret = 0;
+    for (size_t i = 0; i < g->rets.n && ret == 0;) {
+        const unsigned char *first = g->arena + g->rets.v[i].off, *nul = memchr(first, '\0', g->rets.v[i].len);
+        br_key_t prefix;
+        br_str_t repo;
+        size_t start = i;
+        uint64_t done = 0;
+        if (cancelled(g))
+            return ECANCELED;
+        br_key_init(&prefix, br_str((const char *)first, (size_t)(nul - first)));
+        repo = br_str((const char *)prefix.buf, prefix.len - 1);
+        const br_retention_rule_t *rule = g->o->retention_rule(g->o->rctx, repo);
+        if ((ret = br_store_wtxn_begin(g->s, &g->txn)) != 0)
+            return ret;
+        if (rule != NULL && (ret = load_repo_tags(g, &prefix)) == 0)
+            retention_decide(g, rule, repo);
+        for (size_t end = i + BATCH_TAGS; i < g->rets.n && i < end; i++) {
+            ent_t *e = &g->rets.v[i];
+            const unsigned char *key = g->arena + e->off;
+            if (e->len < prefix.len || memcmp(key, prefix.buf, prefix.len) != 0)
+                break; /* the next repository: its own txn */
+            rtag_t *r = ret == 0 && rule != NULL ? rtag_find(g, key, e->len) : NULL;
+            /* Still the row the plan saw (not pushed again) and still deleted by the rule. */
+            if (r == NULL || !r->del || r->vlen != e->vlen || memcmp(rtag_key(g, r) + r->klen, key + e->len, e->vlen) != 0)
+                continue;
+            ret = br_txn_tag_drop(g->s, g->txn, repo, br_str((const char *)key + prefix.len, e->len - prefix.len), key + e->len);
+            e->collected = ret == 0;
+            ++done;
+        }
+        if ((ret = br_store_wtxn_end(&g->txn, ret)) != 0)
+            break;
+        g->st->tags += done;
+        for (size_t j = start; j < i; j++)
+            if (g->rets.v[j].collected)
+                retention_report(g, &g->rets.v[j], rule);
+        progress(g, "retention", i, g->rets.n);
+    }
+    return ret;
 }
 
 static int run_manifests(gc_t *g)
@@ -793,10 +1087,12 @@ int br_store_gc(br_store_t *s, const br_gc_options_t *o, br_gc_stats_t *st)
         return ret;
     if (!o->dry_run && (ret = trash_open(&g)) != 0)
         goto Exit;
-    g.now = br_now();
+    g.now_ms = o->now_s != 0 ? o->now_s * 1000 : br_now_ms();
+    g.now = g.now_ms / 1000;
     if ((ret = plan(&g)) != 0)
         goto Exit;
     if (o->dry_run) {
+        st->tags = g.rets.n;
         st->manifests = g.mans.n;
         st->links = g.links.n;
         st->blobs = g.blobs.n + g.orphans.n;
@@ -806,7 +1102,7 @@ int br_store_gc(br_store_t *s, const br_gc_options_t *o, br_gc_stats_t *st)
             st->bytes += g.orphans.v[i].size;
         goto Exit;
     }
-    if ((ret = run_manifests(&g)) != 0 || (ret = run_links(&g)) != 0 || (ret = run_blobs(&g)) != 0 ||
+    if ((ret = run_retention(&g)) != 0 || (ret = run_manifests(&g)) != 0 || (ret = run_links(&g)) != 0 || (ret = run_blobs(&g)) != 0 ||
         (ret = run_orphans(&g)) != 0)
         goto Exit;
 Exit:
@@ -823,5 +1119,9 @@ Exit:
     free(g.blobs.v);
     free(g.orphans.v);
     free(g.dec);
+    free(g.rets.v);
+    free(g.rmtags.v);
+    free(g.rbuf);
+    free(g.rtags);
     return ret;
 }

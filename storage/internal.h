@@ -85,6 +85,15 @@ size_t br_pd_count(const br_pd_t *v, size_t n, const br_pd_t *key);
  * the moment the index was upgraded: never older than the truth. */
 uint64_t br_link_time(const br_store_t *s, const MDB_val *v);
 
+/* Value of a tags row: the packed digest the tag names, then (schema 4) when
+ * a manifest put last named the tag, u64 milliseconds since the epoch (every
+ * put naming it sets it, the same digest again included). Rows from before 4
+ * are the digest alone. Reads v: *pd_len the digest's length, *pushed_ms the
+ * time, 0 for an old row. 0 or BR_E_CORRUPT. */
+int br_tag_val_read(const MDB_val *v, size_t *pd_len, uint64_t *pushed_ms);
+/* Removes tag (whose target is the packed digest pd) from tags and mtags. */
+int br_txn_tag_drop(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag, const unsigned char *pd);
+
 /* Rows of the manifests and referrers sub-databases (layout in store.c). */
 typedef struct st_br_mani_hdr_t {
     uint64_t size;

@@ -37,8 +37,19 @@ static void mtag_key(br_key_t *k, br_str_t repo, const unsigned char *pd, br_str
     br_key_add(k, tag.base, tag.len);
 }
 
-/* Removes tag (whose target is old_pd) from both tag tables. */
-static int txn_tag_drop(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag, const unsigned char *old_pd)
+int br_tag_val_read(const MDB_val *v, size_t *pd_len, uint64_t *pushed_ms)
+{
+    size_t n = v->mv_size != 0 ? br_pdigest_len(((const unsigned char *)v->mv_data)[0]) : 0;
+    *pd_len = n;
+    *pushed_ms = 0;
+    if (n == 0 || (v->mv_size != n && v->mv_size != n + sizeof(*pushed_ms)))
+        return BR_E_CORRUPT;
+    if (v->mv_size > n)
+        memcpy(pushed_ms, (const unsigned char *)v->mv_data + n, sizeof(*pushed_ms));
+    return 0;
+}
+
+int br_txn_tag_drop(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag, const unsigned char *old_pd)
 {
     br_key_t key;
     MDB_val k;
@@ -56,11 +67,13 @@ static int txn_tag_drop(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag
 }
 
 /* Points tag at pd, moving it off its old target, inside the caller's txn:
- * readers see the old target or the new one, never neither. */
+ * readers see the old target or the new one, never neither. The push time
+ * is renewed also when the target stays (a CI re-push keeps a tag young). */
 static int txn_tag_set(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag, const unsigned char *pd)
 {
-    unsigned char old[BR_PDIGEST_MAX];
-    size_t pd_len = br_pdigest_len(pd[0]);
+    unsigned char old[BR_PDIGEST_MAX], val[BR_PDIGEST_MAX + sizeof(uint64_t)];
+    size_t pd_len = br_pdigest_len(pd[0]), old_len;
+    uint64_t pushed = br_now_ms();
     br_key_t key;
     MDB_val k, v;
     int rc, ret;
@@ -68,18 +81,18 @@ static int txn_tag_set(br_store_t *s, MDB_txn *txn, br_str_t repo, br_str_t tag,
     br_key_add(&key, tag.base, tag.len);
     k = br_key_val(&key);
     if ((rc = mdb_get(txn, s->db_tags, &k, &v)) == 0) {
-        if (v.mv_size == pd_len && memcmp(v.mv_data, pd, pd_len) == 0)
-            return 0;
-        if (v.mv_size == 0 || v.mv_size > sizeof(old) || br_pdigest_len(((unsigned char *)v.mv_data)[0]) != v.mv_size)
+        if (br_tag_val_read(&v, &old_len, &(uint64_t){0}) != 0)
             return BR_E_CORRUPT;
-        memcpy(old, v.mv_data, v.mv_size);
-        if ((ret = txn_tag_drop(s, txn, repo, tag, old)) != 0)
+        memcpy(old, v.mv_data, old_len);
+        if (!(old_len == pd_len && memcmp(old, pd, pd_len) == 0) && (ret = br_txn_tag_drop(s, txn, repo, tag, old)) != 0)
             return ret;
     } else if (rc != MDB_NOTFOUND) {
         return br_store_mdb_err(rc, "read tag");
     }
-    v.mv_size = pd_len;
-    v.mv_data = (void *)pd;
+    memcpy(val, pd, pd_len);
+    memcpy(val + pd_len, &pushed, sizeof(pushed));
+    v.mv_size = pd_len + sizeof(pushed);
+    v.mv_data = val;
     if ((rc = mdb_put(txn, s->db_tags, &k, &v, 0)) != 0)
         return br_store_mdb_err(rc, "write tag");
     mtag_key(&key, repo, pd, tag);
@@ -224,8 +237,10 @@ int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out)
         br_key_init(&tk, m->repo);
         br_key_add(&tk, m->tag.base, m->tag.len);
         MDB_val tkv = br_key_val(&tk), tv;
-        size_t pl = br_pdigest_len(pd[0]);
-        if ((rc = mdb_get(txn, s->db_tags, &tkv, &tv)) == 0 && !(tv.mv_size == pl && memcmp(tv.mv_data, pd, pl) == 0)) {
+        size_t pl = br_pdigest_len(pd[0]), tl;
+        uint64_t pushed;
+        if ((rc = mdb_get(txn, s->db_tags, &tkv, &tv)) == 0 &&
+            (br_tag_val_read(&tv, &tl, &pushed) != 0 || !(tl == pl && memcmp(tv.mv_data, pd, pl) == 0))) {
             ret = BR_E_DENIED;
             goto Exit;
         }
@@ -274,11 +289,13 @@ int br_manifest_get(br_store_t *s, br_str_t repo, br_str_t reference, br_manifes
             ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read tag");
             goto Exit;
         }
-        if (v.mv_size > sizeof(pd) || br_pdigest_unpack(v.mv_data, v.mv_size, &d) != v.mv_size) {
+        size_t pl;
+        uint64_t pushed;
+        if (br_tag_val_read(&v, &pl, &pushed) != 0 || br_pdigest_unpack(v.mv_data, pl, &d) != pl) {
             ret = BR_E_CORRUPT;
             goto Exit;
         }
-        memcpy(pd, v.mv_data, v.mv_size);
+        memcpy(pd, v.mv_data, pl);
     }
     br_key_init(&key, repo);
     br_key_add(&key, pd, br_pdigest_len(pd[0]));
@@ -329,7 +346,7 @@ static int txn_tags_drop_all(br_store_t *s, MDB_txn *txn, br_str_t repo, const u
             goto Exit;
         }
         memcpy(tag, (const char *)k.mv_data + prefix.len, n);
-        if ((ret = txn_tag_drop(s, txn, repo, br_str(tag, n), pd)) != 0)
+        if ((ret = br_txn_tag_drop(s, txn, repo, br_str(tag, n), pd)) != 0)
             goto Exit;
     }
 Exit:
@@ -479,12 +496,14 @@ int br_tag_delete(br_store_t *s, br_str_t repo, br_str_t tag)
         ret = rc == MDB_NOTFOUND ? BR_E_MANIFEST_UNKNOWN : br_store_mdb_err(rc, "read tag");
         goto Exit;
     }
-    if (v.mv_size == 0 || v.mv_size > sizeof(pd) || br_pdigest_len(((unsigned char *)v.mv_data)[0]) != v.mv_size) {
+    size_t pl;
+    uint64_t pushed;
+    if (br_tag_val_read(&v, &pl, &pushed) != 0) {
         ret = BR_E_CORRUPT;
         goto Exit;
     }
-    memcpy(pd, v.mv_data, v.mv_size);
-    ret = txn_tag_drop(s, txn, repo, tag, pd);
+    memcpy(pd, v.mv_data, pl);
+    ret = br_txn_tag_drop(s, txn, repo, tag, pd);
 Exit:
     return br_store_wtxn_end(&txn, ret);
 }

@@ -425,11 +425,35 @@ int br_store_usage(br_store_t *s, br_repo_pred_cb match, void *mctx, br_usage_cb
  * backend (several nodes, SQL index) the same rules hold with serializable
  * transactions, the lock becomes a lease row, and trash/ a prefix.
  *
+ * Retention (a first phase, when the options give rules): for each
+ * repository with a rule, its tags sorted by push time, newest first (equal
+ * times: the greater name first). A tag stays when keep(repo, tag) says so
+ * (the rule's protect globs, immutable tags), when it is among the newest
+ * keep_last, or when it was pushed less than keep_s ago (or later than the
+ * collection's clock: a clock step); every other tag is deleted, as a tag
+ * DELETE would. The plan decides from its snapshot; the execution, in write
+ * txns of at most 64 tags of one repository, decides each tag again from the
+ * repository's tags as they are then, and deletes it only when its row is
+ * still the one the plan saw (the same digest and push time: a tag pushed
+ * again after the snapshot is never deleted). Tags retention deletes count as
+ * absent in the plan's view of untagged manifests, so with untagged_delete
+ * the manifests they alone held go in the same run, and a dry run's figures
+ * include them. Push times are those of br_manifest_put (tags from before
+ * schema 4: their manifest's link time, never older than the truth).
+ *
  * Figures: blobs (rows and orphan files removed), manifests, links, bytes.
  * A dry run makes the plan only and reports what executing it would remove;
  * on a store nobody writes to meanwhile (and with nothing crossing the grace
  * boundary in between) the real run that follows removes exactly that.
  */
+/* One retention rule as storage sees it (plain data: the caller keeps the
+ * config and finds the rule). */
+typedef struct st_br_retention_rule_t {
+    const char *name;   /* names the rule in report lines (its repository glob) */
+    uint64_t keep_last; /* the newest this many tags stay; 0: none for this reason */
+    uint64_t keep_s;    /* tags pushed less than this many seconds ago stay; 0: none */
+} br_retention_rule_t;
+
 typedef struct st_br_gc_options_t {
     uint64_t grace_s;
     int untagged_delete;
@@ -439,10 +463,25 @@ typedef struct st_br_gc_options_t {
     /* Called from the collecting thread as it goes; may be NULL. */
     void (*progress)(void *ctx, const char *phase, uint64_t done, uint64_t total);
     void *ctx;
+    /* Retention (see above); retention_rule NULL: none. retention_rule gives
+     * the rule for repo (NULL: its tags all stay; the pointer must stay valid
+     * for the whole collection) and retention_keep 1 for a tag that stays
+     * whatever the rule says. Both are called inside the collector's
+     * transactions, also its write txns: cheap, pure CPU, no storage calls;
+     * strings valid during the call only. retention_report (may be NULL) gets
+     * one line per tag, "retention: would delete repo:tag (pushed
+     * 2026-11-01T10:00:00Z, rule "glob")" in a dry run, "retention: deleted
+     * ..." once the deleting txn committed. */
+    const br_retention_rule_t *(*retention_rule)(void *rctx, br_str_t repo);
+    int (*retention_keep)(void *rctx, br_str_t repo, br_str_t tag);
+    void (*retention_report)(void *rctx, const char *line);
+    void *rctx;
+    uint64_t now_s; /* the collection's clock (ages, grace); 0: the real one (tests set it) */
 } br_gc_options_t;
 
 typedef struct st_br_gc_stats_t {
     uint64_t blobs, manifests, links, bytes;
+    uint64_t tags; /* deleted by retention */
 } br_gc_stats_t;
 
 /* One collection as above. Runs in the calling thread, in short

@@ -6,7 +6,7 @@
  * D is a packed digest (internal.h: algorithm byte + raw hash, 33 or 65
  * bytes); repository names never contain NUL, so "repo\0" is an exact prefix.
  *
- *   meta       "version"                → u32 schema version (3)
+ *   meta       "version"                → u32 schema version (4)
  *              "links_epoch"            → u64 when the index became version 3
  *   repos      repo                     → empty          catalog, ordered by name
  *   blobs      D                        → {u64 size, u64 refs, u64 unref_at, u64 flags}
@@ -19,7 +19,9 @@
  *                                                        cross-repository mount)
  *   manifests  repo \0 D                → {u64 size, u32 nrefs, u16 mt_len, u8 subj_len, u8 0}
  *                                          media type, subject D, counted refs D...
- *   tags       repo \0 tag              → D              tag list = prefix scan
+ *   tags       repo \0 tag              → D u64 pushed_ms  tag list = prefix scan; when a
+ *                                                        manifest put last named the tag
+ *                                                        (D alone before 4: br_tag_val_read)
  *   mtags      repo \0 D tag            → empty          reverse of tags, so deleting a
  *                                                        manifest finds its tags by seek
  *   referrers  repo \0 D(subject) D     → {u64 size, u16 mt_len, u16 at_len, u32 ann_len}
@@ -34,7 +36,15 @@
  * a crash during it leaves version 1 and the next open starts over. 2 had no
  * refby, link times or blob flags; the upgrade to 3 builds refby from the
  * manifests rows the same way and records links_epoch; old links and blob
- * rows are read as they are (see br_link_time, br_blob_rec_read). Every
+ * rows are read as they are (see br_link_time, br_blob_rec_read). 3 had no
+ * tag push times (retention sorts tags by them); the upgrade to 4 only sets
+ * the version, in the same kind of single write txn: old tags rows (the
+ * digest alone) stay and read with the time of their manifest's link as
+ * their push time (so links_epoch for links older than 3), never a time
+ * before the manifest was last put, so retention cannot take a tag for older
+ * than it is; every put naming the tag writes the new form. An index at 4
+ * refuses to open in a berth that reads 3 (it would misread the tag values).
+ * Every
  * links row has exactly one holders row: both change only in br_txn_link and
  * br_txn_unlink, in one transaction.
  *
@@ -61,7 +71,7 @@
 #include <unistd.h>
 #include "storage/internal.h"
 
-#define BR_SCHEMA_VERSION 3
+#define BR_SCHEMA_VERSION 4
 #define BR_DEFAULT_MAP_SIZE (64ULL << 30)
 
 /* ---- packed digests and keys ---------------------------------------------- */
@@ -598,14 +608,17 @@ static int open_dbs(br_store_t *s)
                 memcpy(&s->links_epoch, v.mv_data, sizeof(epoch));
             goto Exit;
         }
-        if (have != 1 && have != 2) {
+        if (have < 1 || have > 3) {
             br_error("storage: index schema version %u, this berth reads %u", have, BR_SCHEMA_VERSION);
             ret = BR_E_CORRUPT;
             goto Exit;
         }
         br_info("storage: upgrading the index from schema version %u to %u", have, BR_SCHEMA_VERSION);
-        if ((have == 1 && (ret = build_holders(s, txn)) != 0) || (ret = build_refby(s, txn)) != 0)
+        if ((have == 1 && (ret = build_holders(s, txn)) != 0) || (have <= 2 && (ret = build_refby(s, txn)) != 0))
             goto Exit;
+        /* From 3, links_epoch stays what it is: the links it dates are as old as ever. */
+        if (have == 3 && mdb_get(txn, s->db_meta, &ek, &v) == 0 && v.mv_size == sizeof(epoch))
+            memcpy(&epoch, v.mv_data, sizeof(epoch));
     }
     s->links_epoch = epoch;
     v.mv_size = sizeof(epoch);

@@ -263,10 +263,13 @@ static int on_tag(verify_t *v, MDB_val *k, MDB_val *d)
     br_key_t key;
     if (!br_key_split(k, &repo, &tag, &tag_len) || tag_len == 0 || tag_len > BR_TAG_MAX)
         return fail(v, "malformed tag key");
-    if (d->mv_size == 0 || br_pdigest_len(((unsigned char *)d->mv_data)[0]) != d->mv_size)
+    size_t pl;
+    uint64_t pushed;
+    /* Both forms: the digest alone (before schema 4) or with its push time. */
+    if (br_tag_val_read(d, &pl, &pushed) != 0)
         return fail(v, "malformed tag value");
     br_key_init(&key, repo);
-    br_key_add(&key, d->mv_data, d->mv_size);
+    br_key_add(&key, d->mv_data, pl);
     if (!has_key(v, v->s->db_manifests, key.buf, key.len))
         return fail(v, "tag %.*s:%.*s points at no manifest", (int)repo.len, repo.base, (int)tag_len, tag);
     br_key_add(&key, tag, tag_len);
@@ -288,7 +291,10 @@ static int on_mtag(verify_t *v, MDB_val *k, MDB_val *d)
     br_key_init(&key, repo);
     br_key_add(&key, rest + pl, n - pl);
     MDB_val kk = br_key_val(&key);
-    if (mdb_get(v->txn, v->s->db_tags, &kk, &tv) != 0 || tv.mv_size != pl || memcmp(tv.mv_data, rest, pl) != 0)
+    size_t tl;
+    uint64_t pushed;
+    if (mdb_get(v->txn, v->s->db_tags, &kk, &tv) != 0 || br_tag_val_read(&tv, &tl, &pushed) != 0 || tl != pl ||
+        memcmp(tv.mv_data, rest, pl) != 0)
         return fail(v, "reverse tag entry in %.*s without its tag", (int)repo.len, repo.base);
     return 0;
 }

@@ -341,7 +341,7 @@ static void test_race(void)
     pusher_t p = {0, 0, 0, 0};
     pthread_t th;
     int runs = 0, failed = 0;
-    br_gc_stats_t total = {0, 0, 0, 0};
+    br_gc_stats_t total = {0, 0, 0, 0, 0};
     pthread_create(&th, NULL, pusher, &p);
     for (time_t end = time(NULL) + 3; time(NULL) < end || runs < 20; runs++) {
         br_gc_options_t o;

@@ -941,8 +941,8 @@ static void test_holders_damage_and_upgrade(void)
     is_int(raw_holder(&r, &d, "ghost", 1), 0, "raw: one stray holders row");
     raw_set_version(&r, 1);
     is_int(raw_end(&r), 0, "a version 1 store opens");
-    is_int(raw_version(), 3, "and is at version 3 after");
-    check_consistent("schema 1 -> 3 upgrade");
+    is_int(raw_version(), 4, "and is at version 4 after");
+    check_consistent("schema 1 -> 4 upgrade");
     is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders rebuilt: a,b (no ghost)");
     is_int(br_blob_mount_any(s, R("upgraded"), &d, on_pick, &p, NULL), 0, "automatic mount after the upgrade");
     is_str(p.seen, "a,b", "... offered a, took b");
@@ -954,16 +954,16 @@ static void test_holders_damage_and_upgrade(void)
     is_int(mdb_drop(r.txn, r.refby, 0), 0, "raw: empty refby");
     raw_set_version(&r, 2);
     is_int(raw_end(&r), 0, "a version 2 store opens");
-    is_int(raw_version(), 3, "and is at version 3 after");
-    check_consistent("schema 2 -> 3 upgrade (refby rebuilt)");
+    is_int(raw_version(), 4, "and is at version 4 after");
+    check_consistent("schema 2 -> 4 upgrade (refby rebuilt)");
 
     raw_begin(&r);
-    raw_set_version(&r, 4);
-    is_int(raw_end(&r), BR_E_CORRUPT, "a store from a newer berth (version 4) is refused");
+    raw_set_version(&r, 5);
+    is_int(raw_end(&r), BR_E_CORRUPT, "a store from a newer berth (version 5) is refused");
     ok(s == NULL, "no store handle then");
     raw_begin(&r);
-    raw_set_version(&r, 3);
-    is_int(raw_end(&r), 0, "version 3 opens again");
+    raw_set_version(&r, 4);
+    is_int(raw_end(&r), 0, "version 4 opens again");
 }
 
 /* The exclusive lock: one holder at a time, the PID in berth.lock, shared

@@ -15,7 +15,7 @@
 #include <unistd.h>
 #include "storage/storage.h"
 
-static int on_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+static inline int on_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
     (void)st;
     (void)flag;
@@ -24,13 +24,13 @@ static int on_rm(const char *path, const struct stat *st, int flag, struct FTW *
     return 0;
 }
 
-static void rm_tree(const char *path)
+static inline void rm_tree(const char *path)
 {
     nftw(path, on_rm, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 /* Creates a fresh directory under /tmp; buf holds its path. */
-static void make_root(char *buf, size_t size, const char *tag)
+static inline void make_root(char *buf, size_t size, const char *tag)
 {
     snprintf(buf, size, "/tmp/berth-%s-XXXXXX", tag);
     if (mkdtemp(buf) == NULL) {
@@ -40,7 +40,7 @@ static void make_root(char *buf, size_t size, const char *tag)
 }
 
 /* Hashes the whole file at fd from its start; 0 or errno. */
-static int hash_fd(int fd, br_alg_t alg, br_digest_t *out)
+static inline int hash_fd(int fd, br_alg_t alg, br_digest_t *out)
 {
     char buf[65536];
     br_hash_t h;
@@ -57,7 +57,7 @@ static int hash_fd(int fd, br_alg_t alg, br_digest_t *out)
 }
 
 /* Deterministic pseudo-random bytes from a seed (xorshift). */
-static void fill_bytes(unsigned char *p, size_t n, uint64_t seed)
+static inline void fill_bytes(unsigned char *p, size_t n, uint64_t seed)
 {
     uint64_t x = seed * 0x9E3779B97F4A7C15ULL + 1;
     for (size_t i = 0; i < n; i++) {
@@ -68,7 +68,7 @@ static void fill_bytes(unsigned char *p, size_t n, uint64_t seed)
     }
 }
 
-static br_digest_t digest_of(br_alg_t alg, const void *p, size_t n)
+static inline br_digest_t digest_of(br_alg_t alg, const void *p, size_t n)
 {
     br_digest_t d;
     br_hash_buf(alg, p, n, &d);
