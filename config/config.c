@@ -103,6 +103,7 @@ void br_config_dispose(br_config_t *c)
     br_config__rules_free(c->auth.anonymous, c->auth.num_anonymous);
     br_config__rules_free(c->auth.rules, c->auth.num_rules);
     br_config__rules_free(c->immutable, c->num_immutable);
+    br_config__rules_free(c->retention, c->num_retention);
     br_config__endpoints_free(c->notifications.endpoints, c->notifications.num_endpoints);
     memset(c, 0, sizeof(*c));
 }
@@ -134,6 +135,7 @@ void br_config__copy(br_config_t *dst, const br_config_t *src)
     dst->auth.anonymous = copy_rules(src->auth.anonymous, src->auth.num_anonymous);
     dst->auth.rules = copy_rules(src->auth.rules, src->auth.num_rules);
     dst->immutable = copy_rules(src->immutable, src->num_immutable);
+    dst->retention = copy_rules(src->retention, src->num_retention);
     size_t ne = src->notifications.num_endpoints;
     dst->notifications.endpoints = br_calloc(ne + 1, sizeof(*dst->notifications.endpoints));
     for (size_t i = 0; i < ne; i++) {

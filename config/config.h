@@ -30,6 +30,8 @@
  *   http2: true                             # h2 via ALPN on TLS; h2c prior knowledge on plain
  *   immutable:                              # tags that never move once pushed
  *     - {repository: "**", tags: ["v*"]}
+ *   retention:                              # the collection deletes the tags a rule does not keep
+ *     - {repository: "**", keep_last: 20, keep_days: 14, protect: ["latest", "v*"]}
  *   scrub:
  *     rate: 0                               # re-hash stored blobs at this rate (e.g. 50MB/s); 0 = off
  *   gc:                                     # garbage collection (storage/storage.h has the rules)
@@ -109,8 +111,9 @@ typedef struct st_br_config_rule_t {
     char **groups;
     size_t num_groups;
     unsigned actions; /* BR_ACTION_* */
-    char **tags;      /* immutable rules only */
+    char **tags;      /* immutable rules; retention rules: protect */
     size_t num_tags;
+    uint64_t keep_last, keep_days; /* retention rules only (0: keeps nothing for this reason) */
 } br_config_rule_t;
 
 typedef struct st_br_config_group_t {
@@ -192,6 +195,10 @@ typedef struct st_br_config_t {
     /* immutable: the most specific repository glob decides (as in auth.rules). */
     br_config_rule_t *immutable;
     size_t num_immutable;
+
+    /* retention (storage.h, retention): the most specific glob decides too. */
+    br_config_rule_t *retention;
+    size_t num_retention;
 
     struct {
         uint64_t rate; /* bytes re-hashed per second; 0 = no scrub */

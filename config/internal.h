@@ -32,6 +32,7 @@ typedef enum {
     BR_CK_RULES,      /* br_config_rule_t[]: list of {repository, users, groups, actions} */
     BR_CK_ANON_RULES, /* br_config_rule_t[]: list of {repository, actions} */
     BR_CK_IMMUTABLE,  /* br_config_rule_t[]: list of {repository, tags} */
+    BR_CK_RETENTION,  /* br_config_rule_t[]: list of {repository, keep_last, keep_days, protect} */
     BR_CK_ENDPOINTS,  /* br_config_endpoint_t[]: list of webhook endpoint mappings */
 } br_config_type_t;
 
@@ -45,7 +46,7 @@ typedef struct st_br_config_key_t {
 
 /* The table, terminated by an entry whose name is NULL. Its size is fixed so
  * that front ends can keep per-key arrays; a row too many fails to compile. */
-#define BR_CONFIG_NUM_KEYS 49
+#define BR_CONFIG_NUM_KEYS 50
 extern const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1];
 
 _Static_assert(BR_CONFIG_NUM_KEYS <= BR_CONFIG_MAX_KEYS, "br_config_t.origin needs room for every key");

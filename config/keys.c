@@ -42,6 +42,7 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {"log", "access_log", BR_CK_BOOL, F(log.access_log), 0, 0},
     {NULL, "http2", BR_CK_BOOL, F(http2), 0, 0},
     {NULL, "immutable", BR_CK_IMMUTABLE, F(immutable), 0, 0},
+    {NULL, "retention", BR_CK_RETENTION, F(retention), 0, 0},
     /* 0 = no periodic collection. */
     {"gc", "interval", BR_CK_DURATION_S, F(gc.interval_s), 0, NO_MAX},
     {"gc", "grace", BR_CK_DURATION_S, F(gc.grace_s), 0, NO_MAX},
@@ -214,6 +215,9 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
         break;
     case BR_CK_IMMUTABLE:
         snprintf(err, errsize, "'%s' must be a list of {repository, tags} mappings", name);
+        break;
+    case BR_CK_RETENTION:
+        snprintf(err, errsize, "'%s' must be a list of {repository, keep_last, keep_days, protect} mappings", name);
         break;
     case BR_CK_ENDPOINTS:
         snprintf(err, errsize, "'%s' must be a list of {name, url, ...} mappings", name);
@@ -421,7 +425,7 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
     if (memchr(value, '\0', len) != NULL)
         return br_config__type_error(k, err, errsize);
     if (k->type == BR_CK_GROUPS || k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE ||
-        k->type == BR_CK_ENDPOINTS) {
+        k->type == BR_CK_RETENTION || k->type == BR_CK_ENDPOINTS) {
         char name[128];
         snprintf(err, errsize, "'%s' can only be set in the YAML file", br_config__display(k, name, sizeof(name)));
         return BR_E_CONFIG;
@@ -527,6 +531,7 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
     case BR_CK_RULES:
     case BR_CK_ANON_RULES:
     case BR_CK_IMMUTABLE:
+    case BR_CK_RETENTION:
     case BR_CK_ENDPOINTS:
         break; /* refused above */
     }

@@ -141,12 +141,29 @@ static int tag_glob_valid(const char *s)
     return 1;
 }
 
-/* One item of auth.rules, auth.anonymous (type BR_CK_ANON_RULES) or
- * immutable (BR_CK_IMMUTABLE) into r (fields owned by r, also on error). */
+/* A retention count (keep_last, keep_days): a plain decimal in [0, max]. */
+static int read_count(struct st_yaml_ctx_t *ctx, const yaml_node_t *v, const char *what, uint64_t max, uint64_t *out)
+{
+    const char *s = v->type == YAML_SCALAR_NODE ? (const char *)v->data.scalar.value : "";
+    size_t n = v->type == YAML_SCALAR_NODE ? v->data.scalar.length : 0, i = 0;
+    uint64_t x = 0;
+    for (; i < n && s[i] >= '0' && s[i] <= '9' && x <= max; i++)
+        x = x * 10 + (uint64_t)(s[i] - '0');
+    if (n == 0 || i != n || x > max)
+        return fail_at(ctx, v->start_mark, "'%s' must be a whole number from 0 to %llu", what, (unsigned long long)max);
+    *out = x;
+    return 0;
+}
+
+/* One item of auth.rules, auth.anonymous (type BR_CK_ANON_RULES), immutable
+ * (BR_CK_IMMUTABLE) or retention (BR_CK_RETENTION) into r (fields owned by r,
+ * also on error). A retention rule's protect globs go in r->tags. */
 static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int type, const yaml_node_t *item, br_config_rule_t *r)
 {
-    int anonymous = type == BR_CK_ANON_RULES, immutable = type == BR_CK_IMMUTABLE;
-    const yaml_node_t *seen_actions = NULL, *seen_tags = NULL;
+    int anonymous = type == BR_CK_ANON_RULES, retention = type == BR_CK_RETENTION;
+    int immutable = type == BR_CK_IMMUTABLE || retention; /* no users, groups or actions */
+    const char *tags_key = retention ? "protect" : "tags";
+    const yaml_node_t *seen_actions = NULL, *seen_tags = NULL, *seen_keep = NULL;
     char **actions = NULL;
     size_t num_actions = 0;
     int ret = 0;
@@ -166,14 +183,24 @@ static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int type, cons
                 return fail_at(ctx, v->start_mark,
                                "'repository' must be a repository glob ([a-z0-9._/-], '*' within a path component, '**' across)");
             r->repository = br_strndup((const char *)v->data.scalar.value, v->data.scalar.length);
-        } else if (immutable && scalar_is(key, "tags")) {
-            if ((ret = read_words(ctx, "tags", v, &r->tags, &r->num_tags)) != 0)
+        } else if (immutable && scalar_is(key, tags_key)) {
+            if ((ret = read_words(ctx, tags_key, v, &r->tags, &r->num_tags)) != 0)
                 return ret;
             seen_tags = v;
             for (size_t i = 0; i < r->num_tags; i++)
                 if (!tag_glob_valid(r->tags[i]))
-                    return fail_at(ctx, v->start_mark, "'tags' must be tag globs ([A-Za-z0-9_.-] and '*', at most 128), not '%s'",
-                                   r->tags[i]);
+                    return fail_at(ctx, v->start_mark, "'%s' must be tag globs ([A-Za-z0-9_.-] and '*', at most 128), not '%s'",
+                                   tags_key, r->tags[i]);
+        } else if (retention && scalar_is(key, "keep_last")) {
+            if ((ret = read_count(ctx, v, "keep_last", 1000000000, &r->keep_last)) != 0)
+                return ret;
+            seen_keep = v;
+        } else if (retention && scalar_is(key, "keep_days")) {
+            /* 100 years: beyond it a rule keeps everything anyway, and the
+             * milliseconds stay far from overflowing. */
+            if ((ret = read_count(ctx, v, "keep_days", 36500, &r->keep_days)) != 0)
+                return ret;
+            seen_keep = v;
         } else if (!anonymous && !immutable && scalar_is(key, "users")) {
             if ((ret = read_words(ctx, "users", v, &r->users, &r->num_users)) != 0)
                 return ret;
@@ -201,7 +228,10 @@ static int read_rule(struct st_yaml_ctx_t *ctx, const char *list, int type, cons
     }
     if (r->repository == NULL)
         return fail_at(ctx, item->start_mark, "'%s' item needs 'repository'", list);
-    if (immutable && seen_tags == NULL)
+    if (retention && seen_keep == NULL)
+        return fail_at(ctx, item->start_mark,
+                       "'%s' item needs 'keep_last' or 'keep_days' (with neither, the rule would keep every tag)", list);
+    if (immutable && !retention && seen_tags == NULL)
         return fail_at(ctx, item->start_mark, "'%s' item needs 'tags'", list);
     if (!immutable && seen_actions == NULL)
         return fail_at(ctx, item->start_mark, "'%s' item needs 'actions'", list);
@@ -490,7 +520,7 @@ static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, cons
 
     if (k->type == BR_CK_LISTEN && v->type == YAML_SEQUENCE_NODE)
         return apply_listen_sequence(ctx, v);
-    if (k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE)
+    if (k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE || k->type == BR_CK_RETENTION)
         return apply_rules(ctx, k, v);
     if (k->type == BR_CK_GROUPS)
         return apply_groups(ctx, k, v);

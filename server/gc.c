@@ -7,6 +7,12 @@
  * it. It shares the store with the loops (LMDB transactions are per call);
  * a `berth gc` in another process coordinates through the index and
  * <root>/gc.lock.
+ *
+ * Retention rules reach storage as plain data (storage knows no config):
+ * the rule for a repository and whether a tag stays whatever the rule says
+ * (its protect globs, or an immutable rule's tags: those cannot be deleted).
+ * A tag retention deletes emits no notification: events are built from a
+ * request (server/events.c) and the collector has none.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -17,6 +23,61 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "server/server.h"
+
+/* ---- retention rules for storage --------------------------------------------------- */
+
+typedef struct st_retention_t {
+    const br_config_t *c;
+    br_retention_rule_t *rules; /* one per c->retention */
+    int print;                  /* berth gc: report lines on stdout; the server logs them */
+} retention_t;
+
+static const br_retention_rule_t *on_retention_rule(void *ctx, br_str_t repo)
+{
+    retention_t *r = ctx;
+    const br_config_rule_t *rule = br_rule_for(r->c->retention, r->c->num_retention, repo);
+    return rule != NULL ? &r->rules[rule - r->c->retention] : NULL;
+}
+
+static int on_retention_keep(void *ctx, br_str_t repo, br_str_t tag)
+{
+    retention_t *r = ctx;
+    return br_immutable_glob(br_rule_for(r->c->retention, r->c->num_retention, repo), tag) != NULL ||
+           br_immutable_glob(br_immutable_rule(r->c, repo), tag) != NULL;
+}
+
+static void on_retention_report(void *ctx, const char *line)
+{
+    retention_t *r = ctx;
+    if (r->print)
+        printf("%s\n", line);
+    else
+        br_info("%s", line);
+}
+
+/* Points o's retention at c's rules (none when c has none); free with retention_dispose. */
+static void retention_init(retention_t *r, const br_config_t *c, int print, br_gc_options_t *o)
+{
+    r->c = c;
+    r->print = print;
+    r->rules = br_calloc(c->num_retention + 1, sizeof(*r->rules));
+    for (size_t i = 0; i < c->num_retention; i++) {
+        r->rules[i].name = c->retention[i].repository;
+        r->rules[i].keep_last = c->retention[i].keep_last;
+        r->rules[i].keep_s = c->retention[i].keep_days * 86400;
+    }
+    if (c->num_retention != 0) {
+        o->retention_rule = on_retention_rule;
+        o->retention_keep = on_retention_keep;
+        o->retention_report = on_retention_report;
+        o->rctx = r;
+    }
+}
+
+static void retention_dispose(retention_t *r)
+{
+    free(r->rules);
+}
 
 /* ---- the periodic collector (berth serve) ---------------------------------------- */
 
@@ -40,13 +101,20 @@ static void *collector_main(void *arg)
             continue;
         br_gc_options_t o = {.grace_s = collector.grace_s, .untagged_delete = collector.untagged_delete, .cancel = &collector.w.stop};
         pthread_mutex_unlock(&collector.w.lock);
+        /* The rules of the newest config, held for the whole collection. */
+        br_snapshot_t *snap = br_snapshot_acquire();
+        retention_t rt;
+        retention_init(&rt, &snap->config, 0, &o);
         br_gc_stats_t st = {0, 0, 0, 0, 0};
         uint64_t t0 = br_now_ms();
         int err = br_store_gc(br_srv.store, &o, &st);
+        retention_dispose(&rt);
+        br_snapshot_release(snap);
         br_metrics_gc_run(err, &st);
         if (err == 0)
-            br_info("gc: %" PRIu64 " blobs, %" PRIu64 " manifests, %" PRIu64 " bytes reclaimed in %" PRIu64 " ms", st.blobs,
-                    st.manifests, st.bytes, br_now_ms() - t0);
+            br_info("gc: %" PRIu64 " blobs, %" PRIu64 " manifests, %" PRIu64 " bytes reclaimed, %" PRIu64
+                    " tags deleted by retention in %" PRIu64 " ms",
+                    st.blobs, st.manifests, st.bytes, st.tags, br_now_ms() - t0);
         else if (err == BR_E_BUSY)
             br_info("gc: another collection is running; skipping this one");
         else if (err != ECANCELED)
@@ -95,9 +163,10 @@ static void usage_gc(FILE *fp)
 {
     fprintf(fp, "usage: berth gc [-c FILE] [--root DIR] [--dry-run] [--grace DURATION]\n"
                 "\n"
-                "Runs one garbage collection on the store, also while a server uses it.\n"
+                "Runs one garbage collection on the store, also while a server uses it. Retention\n"
+                "rules (config 'retention') first delete the tags they do not keep, one line each.\n"
                 "\n"
-                "  -c, --config FILE     YAML config file (gc.grace, gc.untagged, storage.root)\n"
+                "  -c, --config FILE     YAML config file (gc.grace, gc.untagged, retention, immutable, storage.root)\n"
                 "  -r, --root DIR        storage root (overrides the file)\n"
                 "  -n, --dry-run         report what would be reclaimed; change nothing\n"
                 "  -g, --grace DURATION  keep what was linked or unreferenced more recently (default gc.grace)\n"
@@ -200,8 +269,11 @@ int br_cmd_gc(int argc, char **argv)
         .progress = isatty(STDERR_FILENO) ? br_cli_progress : NULL,
         .ctx = &prog,
     };
+    retention_t rt;
+    retention_init(&rt, &c, 1, &o);
     br_gc_stats_t st;
     int err = br_store_gc(s, &o, &st);
+    retention_dispose(&rt);
     if (prog.last_phase != NULL)
         fputc('\n', stderr);
     if (err != 0) {

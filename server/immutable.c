@@ -5,7 +5,8 @@
  * with it. A tag one of its tag globs matches may be pushed once and pushed
  * again with the same manifest (clients retry), never moved or deleted.
  * Storage makes the decisions that race (br_manifest_put's tag_immutable,
- * br_manifest_delete_unless) inside its write transactions.
+ * br_manifest_delete_unless) inside its write transactions. The same
+ * lookup (br_rule_for) picks the retention rule of a repository (gc.c).
  */
 #include <string.h>
 #include "server/server.h"
@@ -20,11 +21,16 @@ static void specificity(const char *glob, size_t *literal, int *dstar)
 
 const br_config_rule_t *br_immutable_rule(const br_config_t *c, br_str_t repo)
 {
+    return br_rule_for(c->immutable, c->num_immutable, repo);
+}
+
+const br_config_rule_t *br_rule_for(const br_config_rule_t *rules, size_t n, br_str_t repo)
+{
     const br_config_rule_t *best = NULL;
     size_t best_lit = 0;
     int best_dstar = 0;
-    for (size_t i = 0; i < c->num_immutable; i++) {
-        const br_config_rule_t *r = &c->immutable[i];
+    for (size_t i = 0; i < n; i++) {
+        const br_config_rule_t *r = &rules[i];
         size_t lit;
         int dstar;
         specificity(r->repository, &lit, &dstar);

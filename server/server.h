@@ -361,7 +361,10 @@ void br_scrub_reconfigure(const br_config_t *c);
 
 /* Immutable tags (immutable.c): the rule of c deciding for repo (the most
  * specific matching repository glob), or NULL; and the tag glob of rule r
- * that tag matches, or NULL (r may be NULL). Both point into c. */
+ * that tag matches, or NULL (r may be NULL; for a retention rule: its
+ * protect globs). Both point into c. br_rule_for is that lookup over any
+ * rule list of the config (immutable, retention). */
+const br_config_rule_t *br_rule_for(const br_config_rule_t *rules, size_t n, br_str_t repo);
 const br_config_rule_t *br_immutable_rule(const br_config_t *c, br_str_t repo);
 const char *br_immutable_glob(const br_config_rule_t *r, br_str_t tag);
 

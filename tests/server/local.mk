@@ -42,6 +42,7 @@ tests_fuzz_h1chunk_fuzz_LDADD = libbrcommon.a $(BR_EXT_LIBS)
 TESTS += tests/server/gc.sh
 TESTS += tests/server/reload.sh
 TESTS += tests/server/immutable.sh
+TESTS += tests/server/retention.sh
 TESTS += tests/server/metrics.sh tests/server/prometheus.sh
 TESTS += tests/server/events.sh
 EXTRA_DIST += tests/server/webhook_receiver.py
