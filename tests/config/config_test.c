@@ -300,6 +300,9 @@ static void test_every_key(br_config_t *out)
                                "immutable:\n"
                                "  - {repository: \"**\", tags: [\"v*\", \"release-*\"]}\n"
                                "  - {repository: \"scratch/**\", tags: []}\n"
+                               "retention:\n"
+                               "  - {repository: \"ci/**\", keep_last: 20, keep_days: 14, protect: [latest, \"v*\"]}\n"
+                               "  - {repository: \"tmp/**\", keep_days: 0}\n"
                                "scrub:\n"
                                "  rate: 50MB/s\n"
                                "gc:\n"
@@ -345,6 +348,13 @@ static void test_every_key(br_config_t *out)
     ok(copy.num_immutable == 2 && copy.immutable != c.immutable && copy.immutable[0].tags != c.immutable[0].tags &&
            strcmp(copy.immutable[0].tags[0], "v*") == 0,
        "immutable: deep copy");
+    ok(c.num_retention == 2 && strcmp(c.retention[0].repository, "ci/**") == 0 && c.retention[0].keep_last == 20 &&
+           c.retention[0].keep_days == 14 && c.retention[0].num_tags == 2 && strcmp(c.retention[0].tags[1], "v*") == 0 &&
+           c.retention[1].keep_last == 0 && c.retention[1].keep_days == 0 && c.retention[1].num_tags == 0,
+       "retention: two rules (protect in tags; an omitted keep is 0)");
+    ok(copy.num_retention == 2 && copy.retention != c.retention && copy.retention[0].keep_days == 14 &&
+           strcmp(copy.retention[0].tags[0], "latest") == 0,
+       "retention: deep copy");
     br_config_dispose(&copy);
     is_int(c.scrub.rate, 50000000, "scrub.rate: 50MB/s");
     is_int(c.gc.interval_s, 600, "gc.interval");
@@ -806,6 +816,11 @@ static void test_auth(void)
     is_int(br_config_load_env(&c, (char **)rules_env, err, sizeof(err)), BR_E_CONFIG, "auth: BERTH_AUTH_RULES refused");
     is_str(err, "BERTH_AUTH_RULES: 'auth.rules' can only be set in the YAML file", "auth: BERTH_AUTH_RULES message");
     br_config_dispose(&c);
+    const char *ret_env[] = {"BERTH_RETENTION=x", NULL};
+    br_config_init(&c);
+    is_int(br_config_load_env(&c, (char **)ret_env, err, sizeof(err)), BR_E_CONFIG, "BERTH_RETENTION refused");
+    is_str(err, "BERTH_RETENTION: 'retention' can only be set in the YAML file", "BERTH_RETENTION message");
+    br_config_dispose(&c);
     const char *one_env[] = {"BERTH_AUTH_HTPASSWD=/h", NULL};
     br_config_init(&c);
     is_int(c.auth.enabled, 0, "auth: off by default");
@@ -838,6 +853,17 @@ static void test_auth(void)
                  "2:27: 'tags' must be tag globs ([A-Za-z0-9_.-] and '*', at most 128), not 'v/1'", "immutable: a bad tag glob");
     expect_error("scrub:\n  rate: fast\n", "2:9: 'scrub.rate' must be a rate: a size per second such as 50MB/s (0 = off)",
                  "scrub.rate not a rate");
+    expect_error("retention:\n  - {repository: a, protect: [v*]}\n",
+                 "2:5: 'retention' item needs 'keep_last' or 'keep_days' (with neither, the rule would keep every tag)",
+                 "retention rule with neither keep");
+    expect_error("retention:\n  - {repository: a, keep_last: 2.5}\n", "2:32: 'keep_last' must be a whole number from 0 to 1000000000",
+                 "retention keep_last not a whole number");
+    expect_error("retention:\n  - {repository: a, keep_days: 36501}\n", "2:32: 'keep_days' must be a whole number from 0 to 36500",
+                 "retention keep_days beyond 100 years");
+    expect_error("retention:\n  - {repository: a, keep_last: 1, tags: [v*]}\n", "2:35: unknown key 'tags' in 'retention' item",
+                 "retention takes protect, not tags");
+    expect_error("retention:\n  - {repository: a, keep_last: 1, protect: [\"v/1\"]}\n",
+                 "2:44: 'protect' must be tag globs ([A-Za-z0-9_.-] and '*', at most 128), not 'v/1'", "retention: a bad protect glob");
     expect_error("immutable: v*\n", "1:12: 'immutable' must be a list of {repository, tags} mappings", "immutable a scalar");
     expect_error("auth:\n  rules:\n    - {actions: [pull]}\n", "3:7: 'auth.rules' item needs 'repository'", "rule without repository");
     expect_error("auth:\n  rules:\n    - {repository: a}\n", "3:7: 'auth.rules' item needs 'actions'", "rule without actions");
