@@ -71,7 +71,7 @@ typedef struct st_br_mthread_t {
 static br_mthread_t *mthreads;
 static size_t num_mthreads;
 static struct {
-    uint64_t runs_ok, runs_busy, runs_failed, blobs, manifests, bytes, last_ok;
+    uint64_t runs_ok, runs_busy, runs_failed, blobs, manifests, bytes, last_ok, tags;
 } gc_figures;
 
 /* The owner thread's update of its own counter: a relaxed load and store
@@ -234,6 +234,7 @@ void br_metrics_gc_run(int err, const br_gc_stats_t *st)
     __atomic_add_fetch(&gc_figures.blobs, st->blobs, __ATOMIC_RELAXED);
     __atomic_add_fetch(&gc_figures.manifests, st->manifests, __ATOMIC_RELAXED);
     __atomic_add_fetch(&gc_figures.bytes, st->bytes, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&gc_figures.tags, st->tags, __ATOMIC_RELAXED);
 }
 
 /* ---- the scrape ---------------------------------------------------------------- */
@@ -381,6 +382,8 @@ static void render_gc(br_buf_t *b)
     br_buf_printf(b, "berth_gc_removed_blobs_total %" PRIu64 "\n", M_GET(gc_figures.blobs));
     header(b, "berth_gc_removed_manifests_total", "counter", "Untagged manifests the server's collector removed.");
     br_buf_printf(b, "berth_gc_removed_manifests_total %" PRIu64 "\n", M_GET(gc_figures.manifests));
+    header(b, "berth_gc_retention_deleted_tags_total", "counter", "Tags the server's collector deleted by retention rules.");
+    br_buf_printf(b, "berth_gc_retention_deleted_tags_total %" PRIu64 "\n", M_GET(gc_figures.tags));
     header(b, "berth_gc_last_success_timestamp_seconds", "gauge", "When the server's collector last finished a run (0: never).");
     br_buf_printf(b, "berth_gc_last_success_timestamp_seconds %" PRIu64 "\n", M_GET(gc_figures.last_ok));
 }

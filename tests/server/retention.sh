@@ -11,7 +11,8 @@
 #     untagged: delete) equal the real run's;
 #   - tags/list afterwards; the deleted tags' manifests 404; fsck clean;
 #   - a rule with neither keep_last nor keep_days is refused by check-config;
-#   - gc.interval (after a reload): the server deletes by itself and logs it.
+#   - gc.interval (after a reload): the server deletes by itself, logs it and
+#     counts it in /metrics.
 # Ages in days are not waited for here: push times are real and a rule keeps
 # by keep_last; deletion by age is covered by tests/storage/gc_test.c, which
 # runs the collection with a later clock (br_gc_options_t.now_s).
@@ -23,6 +24,7 @@ CONF=$BR_TMP/ret.yaml
 write_conf() { # write_conf INTERVAL
     cat >"$CONF" <<YAML
 listen: 127.0.0.1:$BR_PORT
+metrics: {listen: 127.0.0.1:$METRICS_PORT}
 storage: {root: $BR_ROOT}
 gc: {interval: $1, grace: 0, untagged: delete}
 immutable:
@@ -34,6 +36,7 @@ retention:
 YAML
 }
 BR_PORT=$(free_port)
+METRICS_PORT=$(free_port)
 BR_URL="http://127.0.0.1:$BR_PORT"
 write_conf 0
 br_serve "$CONF" || { echo "Bail out! berth did not start"; exit 1; }
@@ -110,12 +113,16 @@ like "$("$BERTH" check-config -c "$BR_TMP/bad.yaml" 2>&1)" "'keep_last' must be 
 for t in b6 b7; do tag ci/lib "$t" "lib-$t" || fail=1; done
 write_conf 1s
 kill -HUP "$BR_PID"
-for i in $(seq 1 200); do
-    [ "$(tags_of ci/lib)" = "b6 b7 latest v1" ] && grep -q 'retention: deleted ci/lib:b5' "$BR_TMP/server.log" && break
+deleted_metric() { curl -s "http://127.0.0.1:$METRICS_PORT/metrics" | sed -n 's/^berth_gc_retention_deleted_tags_total //p'; }
+# The counter moves once the run that logged the lines has finished.
+for i in $(seq 1 300); do
+    [ "$(tags_of ci/lib)" = "b6 b7 latest v1" ] && [ "$(deleted_metric)" = 2 ] && break
     sleep 0.1
 done
 is "$(tags_of ci/lib)" "b6 b7 latest v1" "gc.interval: the server applies the rule by itself"
 like "$(grep 'retention: deleted ci/lib:b2' "$BR_TMP/server.log")" 'rule "ci/\*\*"' "... and logs each tag it deletes"
+is "$(deleted_metric)" 2 \
+    "berth_gc_retention_deleted_tags_total counts them (2: berth gc's are not the server's)"
 
 br_stop
 is "$?" 0 "berth exits cleanly"
