@@ -38,6 +38,7 @@ enum {
     BR_E_CORRUPT,                /* on-disk state is inconsistent with the index */
     BR_E_CONFIG,                 /* configuration error; detail in caller's buffer */
     BR_E_INTERNAL,               /* anything else that is our fault */
+    BR_E_QUOTA,                  /* the push would take a quota over its limit (403 DENIED) */
     BR_E__END
 };
 

@@ -29,6 +29,7 @@ static const char *const domain_errors[] = {
     "store corrupt",            /* BR_E_CORRUPT */
     "configuration error",      /* BR_E_CONFIG */
     "internal error",           /* BR_E_INTERNAL */
+    "quota exceeded",           /* BR_E_QUOTA */
 };
 
 _Static_assert(sizeof(domain_errors) / sizeof(domain_errors[0]) == BR_E__END - BR_E_DIGEST_INVALID,

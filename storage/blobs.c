@@ -189,6 +189,9 @@ int br_txn_blob_record(br_store_t *s, MDB_txn *txn, const br_digest_t *d, uint64
     } else if (rc != MDB_NOTFOUND) {
         return br_store_mdb_err(rc, "read blob");
     }
+    /* New bytes for the store (a revived dying row's are counted already). */
+    if (size > old.size && (ret = br_txn_quota_store(s, txn, size - old.size)) != 0)
+        return ret;
     if ((ret = txn_blob_file_ensure(s, d, size, src, 0)) != 0)
         return ret;
 Put:
@@ -263,7 +266,9 @@ int br_txn_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t *d
         return br_store_mdb_err(rc, "link blob");
     if (existed)
         return 0;
-    if ((ret = br_txn_holder_put(s, txn, key.buf + repo.len + 1, repo)) != 0)
+    /* Before the holders row: the quota counts scan the other holders. */
+    if ((ret = br_txn_quota_link(s, txn, repo, key.buf + repo.len + 1, 1)) != 0 ||
+        (ret = br_txn_holder_put(s, txn, key.buf + repo.len + 1, repo)) != 0)
         return ret;
     return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, 1, NULL, 0);
 }
@@ -298,6 +303,8 @@ int br_txn_unlink(br_store_t *s, MDB_txn *txn, br_str_t repo, const br_digest_t 
      * still leaves the right state behind. */
     if ((rc = mdb_del(txn, s->db_holders, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
         return br_store_mdb_err(rc, "remove blob holder");
+    if ((rc = br_txn_quota_link(s, txn, repo, key.buf + repo.len + 1, -1)) != 0)
+        return rc;
     return br_txn_blob_ref(s, txn, key.buf + repo.len + 1, -1, NULL, when);
 }
 

@@ -133,7 +133,7 @@ typedef struct st_br_claim_t {
 struct st_br_store_t {
     MDB_env *env;
     MDB_dbi db_meta, db_repos, db_blobs, db_links, db_holders, db_manifests, db_tags, db_mtags, db_referrers, db_uploads,
-        db_refby, db_events;
+        db_refby, db_events, db_qusage;
     uint64_t links_epoch; /* meta "links_epoch": see br_link_time */
     int fsync;
     int root_fd, blob_fd[3], uploads_fd; /* blob_fd indexed by br_alg_t */
@@ -238,6 +238,21 @@ int br_orphan_remove(br_store_t *s, int trash_fd, const br_digest_t *d, int *rem
 /* Adds delta to the meta row "blob_bytes" (br_store_stats), inside the write
  * txn that adds (delta = size) or deletes (-size) a blob row. */
 int br_txn_blob_bytes_add(br_store_t *s, MDB_txn *txn, int64_t delta);
+/* The meta row "blob_bytes" (0 when absent). */
+int br_txn_blob_bytes(br_store_t *s, MDB_txn *txn, uint64_t *total);
+
+/* ---- quotas (quota.c), inside write txns -------------------------------------- */
+
+/* Keeps the usage counters of the quota scopes recorded in the index
+ * (br_store_quotas_set) right when the link (repo, pd) is made (delta +1:
+ * before its holders row is written) or removed (-1: after its holders row
+ * is gone). A new link that would take a scope over its limit fails with
+ * BR_E_QUOTA (the txn must then be aborted). br_txn_link and br_txn_unlink
+ * call it. */
+int br_txn_quota_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned char *pd, int delta);
+/* Before the blob bytes of the store grow by add (a blob row recorded):
+ * BR_E_QUOTA when that takes the store over its global limit. */
+int br_txn_quota_store(br_store_t *s, MDB_txn *txn, uint64_t add);
 
 /* Fills buf (BR_UUID_LEN + 1) with a fresh random v4 uuid. */
 void br_uuid_generate(char *buf);

@@ -9,6 +9,7 @@ libbrstorage_a_SOURCES = \
 	storage/verify.c \
 	storage/gc.c \
 	storage/usage.c \
+	storage/quota.c \
 	storage/events.c \
 	storage/scrub.c
 libbrstorage_a_CFLAGS = $(AM_CFLAGS) $(LMDB_CFLAGS) $(OPENSSL_CFLAGS)

@@ -368,6 +368,53 @@ typedef int (*br_usage_cb)(void *ctx, const br_usage_t *u);
  * cb returns 0 to go on and must not call into storage. */
 int br_store_usage(br_store_t *s, br_repo_pred_cb match, void *mctx, br_usage_cb cb, void *ctx, br_usage_t *total);
 
+/* ---- quotas ------------------------------------------------------------------------ *
+ *
+ * A quota scope is every repository its glob matches (br_glob_match); its
+ * usage is the bytes of the distinct blobs linked into any of them (manifest
+ * bodies included), each blob counted once however many of the scope's
+ * repositories link it. The global limit (glob "") bounds the bytes stored in
+ * the whole store, each blob once (br_store_stats' blob_bytes).
+ *
+ * The scope list lives in the index, written by the server
+ * (br_store_quotas_set at start and reload), with one usage counter per
+ * scope. Every process that links or unlinks (a server, berth gc, berth fsck
+ * --repair) keeps the counters in the write txn that changes the links, so
+ * no process's memory decides. In that txn a new link that would take any
+ * scope matching its repository over its max_bytes, or a new blob that would
+ * take the store over the global limit, fails with BR_E_QUOTA and nothing is
+ * stored: two racing pushes cannot both pass. A push that adds no new bytes
+ * to a scope (its blob already linked there) never fails on that scope, even
+ * when the scope is already over a lowered limit.
+ */
+#define BR_QUOTA_MAX 64
+
+typedef struct st_br_quota_t {
+    char glob[BR_NAME_MAX + 1]; /* repository glob; "" = the global limit */
+    uint64_t max_bytes;
+    uint64_t used_bytes; /* filled by the calls below */
+    uint64_t need_bytes; /* br_store_quota_explain: the bytes the push adds */
+} br_quota_t;
+
+/* Records the scope list q[0..n) (n <= BR_QUOTA_MAX, globs distinct, at most
+ * one "") in the index, in one write txn: counters of scopes no longer listed
+ * go, those of new scopes (of every scope with recompute_all) are computed
+ * from the links, walking the matching repositories' links in that txn (so
+ * it is as long as that walk: the server does it at start and reload only).
+ * n 0 removes every quota. */
+int br_store_quotas_set(br_store_t *s, const br_quota_t *q, size_t n, int recompute_all);
+/* The list recorded in the index with each scope's counter (the global one:
+ * the store's blob bytes) into out (cap entries); *n the number recorded. */
+int br_store_quotas_get(br_store_t *s, br_quota_t *out, size_t cap, size_t *n);
+/* Computes used_bytes of each of q[0..n) from the links in one read txn,
+ * whatever the index records (berth du, tests). */
+int br_store_quota_usage(br_store_t *s, br_quota_t *q, size_t n);
+/* Why a push of blob d (size bytes, when the index lacks it) into repo gets
+ * BR_E_QUOTA, as the index stands now: BR_E_QUOTA with *out the quota it
+ * exceeds (need_bytes set), or 0 when none would refuse it now (the push
+ * raced a delete). For the message of a refusal made by the write txn. */
+int br_store_quota_explain(br_store_t *s, br_str_t repo, const br_digest_t *d, uint64_t size, br_quota_t *out);
+
 /* ---- garbage collection ------------------------------------------------------- *
  *
  * What is garbage (grace = the collection's grace period):

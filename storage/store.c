@@ -30,6 +30,18 @@
  *                                                        a reference to D(ref)
  *   uploads    uuid (36 chars)          → {u64 started, u64 size, u16 repo_len, u16 hash_len}
  *                                          repo, br_hash_t bytes
+ *   meta       "quotas"                 → u32 n, then n × {u64 max_bytes, u16 glob_len, glob}
+ *                                          the quota scopes the server configured
+ *                                          (glob_len 0: the global limit, whose usage
+ *                                          is "blob_bytes"); absent = no quotas
+ *   qusage     glob                     → u64 bytes      usage of each scope of "quotas":
+ *                                                        the distinct blobs linked into
+ *                                                        the repositories it matches
+ *
+ * quotas and qusage are derived, not history: br_store_quotas_set rewrites
+ * them (the server, at every start and reload) and recomputes the counters
+ * from links, so they need no schema version; between those, br_txn_link
+ * and br_txn_unlink keep qusage exact in every process (quota.c).
  *
  * Schema history: 1 had no holders; opening a version 1 index builds holders
  * from links and sets version 2 in the same write transaction (open_dbs), so
@@ -500,6 +512,18 @@ int br_txn_blob_bytes_add(br_store_t *s, MDB_txn *txn, int64_t delta)
     return 0;
 }
 
+int br_txn_blob_bytes(br_store_t *s, MDB_txn *txn, uint64_t *total)
+{
+    MDB_val k = {sizeof(BR_META_BLOB_BYTES) - 1, (void *)BR_META_BLOB_BYTES}, v;
+    int rc = mdb_get(txn, s->db_meta, &k, &v);
+    *total = 0;
+    if (rc == 0 && v.mv_size == sizeof(*total))
+        memcpy(total, v.mv_data, sizeof(*total));
+    else if (rc != 0 && rc != MDB_NOTFOUND)
+        return br_store_mdb_err(rc, "read blob bytes");
+    return 0;
+}
+
 /* The running total of blob bytes, summed once from the blob rows when the
  * index has none (a new index, or one from before the total existed), in
  * open_dbs' write txn. */
@@ -579,6 +603,7 @@ static int open_dbs(br_store_t *s)
         {"tags", offsetof(br_store_t, db_tags)},           {"mtags", offsetof(br_store_t, db_mtags)},
         {"referrers", offsetof(br_store_t, db_referrers)}, {"uploads", offsetof(br_store_t, db_uploads)},
         {"refby", offsetof(br_store_t, db_refby)},         {"events", offsetof(br_store_t, db_events)},
+        {"qusage", offsetof(br_store_t, db_qusage)},
     };
     MDB_txn *txn = NULL;
     int rc, ret;
