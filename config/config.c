@@ -105,6 +105,7 @@ void br_config_dispose(br_config_t *c)
     br_config__rules_free(c->immutable, c->num_immutable);
     br_config__rules_free(c->retention, c->num_retention);
     br_config__endpoints_free(c->notifications.endpoints, c->notifications.num_endpoints);
+    br_config__quotas_free(c->quotas, c->num_quotas);
     memset(c, 0, sizeof(*c));
 }
 
@@ -136,6 +137,9 @@ void br_config__copy(br_config_t *dst, const br_config_t *src)
     dst->auth.rules = copy_rules(src->auth.rules, src->auth.num_rules);
     dst->immutable = copy_rules(src->immutable, src->num_immutable);
     dst->retention = copy_rules(src->retention, src->num_retention);
+    dst->quotas = br_calloc(src->num_quotas + 1, sizeof(*dst->quotas));
+    for (size_t i = 0; i < src->num_quotas; i++)
+        dst->quotas[i] = (br_config_quota_t){dup_or_null(src->quotas[i].repository), src->quotas[i].max_bytes};
     size_t ne = src->notifications.num_endpoints;
     dst->notifications.endpoints = br_calloc(ne + 1, sizeof(*dst->notifications.endpoints));
     for (size_t i = 0; i < ne; i++) {

@@ -122,6 +122,15 @@ typedef struct st_br_config_group_t {
     size_t num_members;
 } br_config_group_t;
 
+/* One item of 'quotas': the distinct blobs linked into the repositories the
+ * glob matches may hold at most max_bytes; with no repository (NULL), the
+ * bytes stored in the whole store. */
+#define BR_CONFIG_MAX_QUOTAS 64
+typedef struct st_br_config_quota_t {
+    char *repository; /* NULL: the global limit */
+    uint64_t max_bytes;
+} br_config_quota_t;
+
 /* Event actions (notifications): what endpoints can ignore. */
 #define BR_EVENT_PUSH 1u
 #define BR_EVENT_PULL 2u
@@ -199,6 +208,10 @@ typedef struct st_br_config_t {
     /* retention (storage.h, retention): the most specific glob decides too. */
     br_config_rule_t *retention;
     size_t num_retention;
+
+    /* quotas: every item whose glob matches a repository holds (storage.h). */
+    br_config_quota_t *quotas;
+    size_t num_quotas;
 
     struct {
         uint64_t rate; /* bytes re-hashed per second; 0 = no scrub */

@@ -34,6 +34,7 @@ typedef enum {
     BR_CK_IMMUTABLE,  /* br_config_rule_t[]: list of {repository, tags} */
     BR_CK_RETENTION,  /* br_config_rule_t[]: list of {repository, keep_last, keep_days, protect} */
     BR_CK_ENDPOINTS,  /* br_config_endpoint_t[]: list of webhook endpoint mappings */
+    BR_CK_QUOTAS,     /* br_config_quota_t[]: list of {repository, max_bytes} mappings */
 } br_config_type_t;
 
 typedef struct st_br_config_key_t {
@@ -46,7 +47,7 @@ typedef struct st_br_config_key_t {
 
 /* The table, terminated by an entry whose name is NULL. Its size is fixed so
  * that front ends can keep per-key arrays; a row too many fails to compile. */
-#define BR_CONFIG_NUM_KEYS 50
+#define BR_CONFIG_NUM_KEYS 51
 extern const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1];
 
 _Static_assert(BR_CONFIG_NUM_KEYS <= BR_CONFIG_MAX_KEYS, "br_config_t.origin needs room for every key");
@@ -81,6 +82,7 @@ int br_config__glob_valid(const char *s, size_t len);
 void br_config__rules_free(br_config_rule_t *rules, size_t n);
 void br_config__groups_free(br_config_group_t *groups, size_t n);
 void br_config__endpoints_free(br_config_endpoint_t *e, size_t n);
+void br_config__quotas_free(br_config_quota_t *q, size_t n);
 
 /* Builds a listen list one address at a time (YAML sequences report each bad
  * item at its own position), then installs it with br_config__listen_commit,

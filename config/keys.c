@@ -43,6 +43,7 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {NULL, "http2", BR_CK_BOOL, F(http2), 0, 0},
     {NULL, "immutable", BR_CK_IMMUTABLE, F(immutable), 0, 0},
     {NULL, "retention", BR_CK_RETENTION, F(retention), 0, 0},
+    {NULL, "quotas", BR_CK_QUOTAS, F(quotas), 0, 0},
     /* 0 = no periodic collection. */
     {"gc", "interval", BR_CK_DURATION_S, F(gc.interval_s), 0, NO_MAX},
     {"gc", "grace", BR_CK_DURATION_S, F(gc.grace_s), 0, NO_MAX},
@@ -222,6 +223,9 @@ int br_config__type_error(const br_config_key_t *k, char *err, size_t errsize)
     case BR_CK_ENDPOINTS:
         snprintf(err, errsize, "'%s' must be a list of {name, url, ...} mappings", name);
         break;
+    case BR_CK_QUOTAS:
+        snprintf(err, errsize, "'%s' must be a list of {repository, max_bytes} mappings", name);
+        break;
     }
     return BR_E_CONFIG;
 }
@@ -286,6 +290,13 @@ void br_config__groups_free(br_config_group_t *groups, size_t n)
         free_strv(groups[i].members, groups[i].num_members);
     }
     free(groups);
+}
+
+void br_config__quotas_free(br_config_quota_t *q, size_t n)
+{
+    for (size_t i = 0; q != NULL && i < n; i++)
+        free(q[i].repository);
+    free(q);
 }
 
 void br_config__endpoints_free(br_config_endpoint_t *e, size_t n)
@@ -425,7 +436,7 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
     if (memchr(value, '\0', len) != NULL)
         return br_config__type_error(k, err, errsize);
     if (k->type == BR_CK_GROUPS || k->type == BR_CK_RULES || k->type == BR_CK_ANON_RULES || k->type == BR_CK_IMMUTABLE ||
-        k->type == BR_CK_RETENTION || k->type == BR_CK_ENDPOINTS) {
+        k->type == BR_CK_RETENTION || k->type == BR_CK_ENDPOINTS || k->type == BR_CK_QUOTAS) {
         char name[128];
         snprintf(err, errsize, "'%s' can only be set in the YAML file", br_config__display(k, name, sizeof(name)));
         return BR_E_CONFIG;
@@ -533,6 +544,7 @@ int br_config__set(br_config_t *c, const br_config_key_t *k, const char *value, 
     case BR_CK_IMMUTABLE:
     case BR_CK_RETENTION:
     case BR_CK_ENDPOINTS:
+    case BR_CK_QUOTAS:
         break; /* refused above */
     }
     return br_config__type_error(k, err, errsize);

@@ -511,6 +511,68 @@ Exit:
     return ret;
 }
 
+/* quotas: a list of {repository, max_bytes} mappings, replacing the list; an
+ * item without repository is the global limit (at most one, and no glob
+ * twice: each names one counter). */
+static int apply_quotas(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *v)
+{
+    char msg[256];
+    if (v->type != YAML_SEQUENCE_NODE && !is_null(v)) {
+        br_config__type_error(k, msg, sizeof(msg));
+        return fail_at(ctx, v->start_mark, "%s", msg);
+    }
+    size_t count = is_null(v) ? 0 : (size_t)(v->data.sequence.items.top - v->data.sequence.items.start), n = 0;
+    if (count > BR_CONFIG_MAX_QUOTAS)
+        return fail_at(ctx, v->start_mark, "'quotas' may have at most %d items", BR_CONFIG_MAX_QUOTAS);
+    br_config_quota_t *q = br_calloc(count + 1, sizeof(*q));
+    int ret = 0;
+    for (; n < count && ret == 0; n++) {
+        const yaml_node_t *item = yaml_document_get_node(ctx->doc, v->data.sequence.items.start[n]);
+        const yaml_node_t *seen_max = NULL;
+        if (item->type != YAML_MAPPING_NODE) {
+            ret = fail_at(ctx, item->start_mark, "'quotas' items must be mappings");
+            break;
+        }
+        for (yaml_node_pair_t *p = item->data.mapping.pairs.start; p < item->data.mapping.pairs.top && ret == 0; p++) {
+            const yaml_node_t *key = yaml_document_get_node(ctx->doc, p->key), *val = yaml_document_get_node(ctx->doc, p->value);
+            const yaml_node_t *prev = earlier_key(ctx, item, p);
+            const char *sv = (const char *)val->data.scalar.value;
+            if (key->type != YAML_SCALAR_NODE)
+                ret = fail_at(ctx, key->start_mark, "keys must be plain strings");
+            else if (prev != NULL)
+                ret = fail_at(ctx, key->start_mark, "duplicate key '%s' in 'quotas' item (first at line %zu)",
+                              (const char *)key->data.scalar.value, prev->start_mark.line + 1);
+            else if (scalar_is(key, "repository") && (!is_word(val) || !br_config__glob_valid(sv, val->data.scalar.length)))
+                ret = fail_at(ctx, val->start_mark,
+                              "'repository' must be a repository glob ([a-z0-9._/-], '*' within a path component, '**' across)");
+            else if (scalar_is(key, "repository"))
+                q[n].repository = br_strndup(sv, val->data.scalar.length);
+            else if (scalar_is(key, "max_bytes") && (!is_word(val) || br_config_parse_size(sv, &q[n].max_bytes) != 0))
+                ret = fail_at(ctx, val->start_mark, "'max_bytes' must be a size (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)");
+            else if (scalar_is(key, "max_bytes"))
+                seen_max = val;
+            else
+                ret = fail_at(ctx, key->start_mark, "unknown key '%s' in 'quotas' item", (const char *)key->data.scalar.value);
+        }
+        if (ret == 0 && seen_max == NULL)
+            ret = fail_at(ctx, item->start_mark, "'quotas' item needs 'max_bytes'");
+        for (size_t i = 0; i < n && ret == 0; i++) {
+            if (q[i].repository == NULL && q[n].repository == NULL)
+                ret = fail_at(ctx, item->start_mark, "a second global quota (an item without 'repository')");
+            else if (q[i].repository != NULL && q[n].repository != NULL && strcmp(q[i].repository, q[n].repository) == 0)
+                ret = fail_at(ctx, item->start_mark, "a second quota for repository '%s'", q[n].repository);
+        }
+    }
+    if (ret != 0) {
+        br_config__quotas_free(q, n);
+        return ret;
+    }
+    br_config__quotas_free(ctx->c->quotas, ctx->c->num_quotas);
+    ctx->c->quotas = q;
+    ctx->c->num_quotas = n;
+    return 0;
+}
+
 static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, const yaml_node_t *key, const yaml_node_t *v)
 {
     char msg[512];
@@ -526,6 +588,8 @@ static int apply_value(struct st_yaml_ctx_t *ctx, const br_config_key_t *k, cons
         return apply_groups(ctx, k, v);
     if (k->type == BR_CK_ENDPOINTS)
         return apply_endpoints(ctx, k, v);
+    if (k->type == BR_CK_QUOTAS)
+        return apply_quotas(ctx, k, v);
     if (v->type != YAML_SCALAR_NODE) {
         br_config__type_error(k, msg, sizeof(msg));
         return fail_at(ctx, v->start_mark, "%s", msg);

@@ -1,7 +1,9 @@
 /*
  * berth du: bytes per repository (those only it holds, those shared with
  * other repositories), the store's total, and what a collection would
- * reclaim now (a dry run with the configured gc.grace and gc.untagged).
+ * reclaim now (a dry run with the configured gc.grace and gc.untagged),
+ * then the usage of each configured quota (computed from the links, so it
+ * holds with or without a server).
  */
 #include <getopt.h>
 #include <inttypes.h>
@@ -15,9 +17,10 @@ static void usage_du(FILE *fp)
                 "\n"
                 "Prints the bytes each repository links (unique: held by it alone; shared: also\n"
                 "by others), the store's total and what gc would reclaim now. REPO-GLOB selects\n"
-                "repositories: '*' within a path component, '**' across (default: all).\n"
+                "repositories: '*' within a path component, '**' across (default: all). Then each\n"
+                "quota of the config file: bytes used of its max_bytes.\n"
                 "\n"
-                "  -c, --config FILE     YAML config file (storage.root, gc.grace, gc.untagged)\n"
+                "  -c, --config FILE     YAML config file (storage.root, gc.grace, gc.untagged, quotas)\n"
                 "  -r, --root DIR        storage root (overrides the file)\n"
                 "  -h, --help            this help\n");
 }
@@ -78,6 +81,20 @@ int br_cmd_du(int argc, char **argv)
     if ((err = br_store_usage(s, glob != NULL ? on_match : NULL, (void *)glob, on_repo, &sum, &total)) != 0) {
         fprintf(stderr, "berth du: %s\n", br_strerror(err));
         goto Exit;
+    }
+    br_quota_t q[BR_CONFIG_MAX_QUOTAS];
+    size_t nq = br_quota_list(&c, q);
+    if ((err = br_store_quota_usage(s, q, nq)) != 0) {
+        fprintf(stderr, "berth du: %s\n", br_strerror(err));
+        goto Exit;
+    }
+    for (size_t i = 0; i < nq; i++) {
+        double pct = q[i].max_bytes != 0 ? 100.0 * (double)q[i].used_bytes / (double)q[i].max_bytes : 100.0;
+        if (q[i].glob[0] == '\0')
+            printf("global quota: %" PRIu64 " bytes stored of %" PRIu64 " (%.1f%%)\n", q[i].used_bytes, q[i].max_bytes, pct);
+        else
+            printf("quota \"%s\": %" PRIu64 " bytes used of %" PRIu64 " (%.1f%%)\n", q[i].glob, q[i].used_bytes, q[i].max_bytes,
+                   pct);
     }
     br_gc_options_t o = {.grace_s = c.gc.grace_s, .untagged_delete = c.gc.untagged_delete, .dry_run = 1};
     br_gc_stats_t st;

@@ -16,6 +16,7 @@ libbrserver_a_SOURCES = \
 	server/fsck.c \
 	server/du.c \
 	server/immutable.c \
+	server/quota.c \
 	server/scrub.c \
 	server/worker.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)

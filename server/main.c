@@ -353,6 +353,7 @@ static void reload(void)
     br_log_setup(nw->config.log.level, nw->config.log.format);
     br_gc_reconfigure(&nw->config);
     br_scrub_reconfigure(&nw->config);
+    br_quota_sync(&nw->config, 0);
     if (ssl_ctx != NULL) {
         pthread_mutex_lock(&br_srv.tls_lock);
         SSL_CTX *old = br_srv.ssl_ctx;
@@ -637,6 +638,8 @@ static int serve(br_snapshot_t *snap)
             br_error("cannot open store at %s: %s", c->storage.root, br_strerror(err));
         goto Exit;
     }
+    if (br_quota_sync(c, 1) != 0)
+        goto Exit;
     setup_globalconf(c);
     char warning[512];
     if (open_access_warning(c, warning, sizeof(warning)))

@@ -159,6 +159,8 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
     br_manifest_dispose(&man);
     if (r == BR_E_DENIED)
         return send_immutable(req, rule, glob, m->reference, "names another manifest; pushing a different one to it");
+    if (r == BR_E_QUOTA)
+        return br_send_quota_denied(req, m->name, &d, body.len);
     if (r != 0)
         return br_send_error(req, r, NULL);
 

@@ -358,6 +358,22 @@ static void render_store(br_buf_t *b)
         header(b, rows[i].name, "gauge", rows[i].help);
         br_buf_printf(b, "%s %" PRIu64 "\n", rows[i].name, *(const uint64_t *)((const char *)&st + rows[i].off));
     }
+    br_quota_t q[BR_QUOTA_MAX];
+    size_t nq;
+    if ((err = br_store_quotas_get(br_srv.store, q, BR_QUOTA_MAX, &nq)) != 0)
+        br_warn("metrics: quota figures: %s", br_strerror(err));
+    else if (nq != 0) {
+        /* The global limit has no quota label (quota=""). */
+        for (int limit = 0; limit < 2; limit++) {
+            const char *name = limit ? "berth_quota_limit_bytes" : "berth_quota_used_bytes";
+            header(b, name, "gauge",
+                   limit ? "max_bytes of each quota (quota: its repository glob; none: the global limit)."
+                         : "Bytes each quota counts: distinct blobs linked into its repositories (none: stored in all).");
+            for (size_t i = 0; i < nq; i++)
+                br_buf_printf(b, "%s%s%s%s %" PRIu64 "\n", name, q[i].glob[0] != '\0' ? "{quota=\"" : "", q[i].glob,
+                              q[i].glob[0] != '\0' ? "\"}" : "", limit ? q[i].max_bytes : q[i].used_bytes);
+        }
+    }
     uint64_t queued, dropped;
     if ((err = br_store_events_stats(br_srv.store, &queued, &dropped)) != 0) {
         br_warn("metrics: event queue figures: %s", br_strerror(err));

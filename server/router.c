@@ -40,6 +40,7 @@ static const err_map_t err_map[] = {
     {BR_E_UNSUPPORTED, 405, "UNSUPPORTED", "the operation is unsupported"},
     {BR_E_UNAUTHORIZED, 401, "UNAUTHORIZED", "authentication required"},
     {BR_E_DENIED, 403, "DENIED", "requested access to the resource is denied"},
+    {BR_E_QUOTA, 403, "DENIED", "quota exceeded"},
     {BR_E_RANGE_INVALID, 416, "BLOB_UPLOAD_INVALID", "requested range not satisfiable"},
     {BR_E_TOO_LARGE, 413, "SIZE_INVALID", "request body too large"},
     {BR_E_TOO_MANY, 429, "TOOMANYREQUESTS", "too many requests"},

@@ -368,6 +368,18 @@ const br_config_rule_t *br_rule_for(const br_config_rule_t *rules, size_t n, br_
 const br_config_rule_t *br_immutable_rule(const br_config_t *c, br_str_t repo);
 const char *br_immutable_glob(const br_config_rule_t *r, br_str_t tag);
 
+/* Quotas (quota.c). br_quota_list fills q (BR_CONFIG_MAX_QUOTAS entries)
+ * from c's quotas; returns how many. br_quota_sync records them in the
+ * store's index (at start with recompute_all, at reload without: counters of
+ * unchanged scopes stay); logs and returns the error. br_send_quota_denied
+ * answers a push that got BR_E_QUOTA: 403 DENIED naming the quota, with
+ * its figures (d and size as br_store_quota_explain). br_quota_human writes
+ * "49.9 GiB". */
+size_t br_quota_list(const br_config_t *c, br_quota_t *q);
+int br_quota_sync(const br_config_t *c, int recompute_all);
+int br_send_quota_denied(h2o_req_t *req, br_str_t repo, const br_digest_t *d, uint64_t size);
+void br_quota_human(uint64_t v, char *buf, size_t size);
+
 /* The periodic collector (gc.c): a thread running br_store_gc every
  * gc.interval (none when 0). Start after the store opens; stop (it cancels a
  * collection between batches) before the store closes. */

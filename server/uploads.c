@@ -103,7 +103,7 @@ static void finish_job(upload_job_t *j)
 {
     h2o_req_t *req = j->req;
     int err = 0, status;
-    uint64_t size;
+    uint64_t size, received = br_upload_size(j->up);
     /* The session is released before the response goes out: a client may send
      * its next request (the final PUT) the moment it sees this one's answer,
      * possibly to another thread, and must not find the upload busy. */
@@ -117,7 +117,9 @@ static void finish_job(upload_job_t *j)
     }
     br_upload_destroy(j->up);
     j->up = NULL;
-    if (err != 0) {
+    if (err == BR_E_QUOTA) {
+        br_send_quota_denied(req, j->name, &j->digest, received);
+    } else if (err != 0) {
         br_send_error(req, err, err == BR_E_DIGEST_INVALID ? "digest of the uploaded content does not match" : NULL);
     } else if (status == 201) {
         br_event_t e = {.action = BR_EVENT_PUSH, .repository = j->name, .digest = &j->digest, .size = size};
@@ -316,13 +318,17 @@ int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
 {
     br_store_t *st = br_srv.store;
     br_digest_t d;
-    int r, err;
+    int r, err = 0;
 
     /* Cross-repository mount: 201 when the blob can be linked, else fall back
      * to an ordinary upload session (202), as the spec asks. */
     if ((r = query_digest(req, "mount", &d)) < 0)
         return br_send_error(req, r, "invalid mount digest");
-    if (r == 1 && try_mount(m, req, &d) == 0) {
+    /* A mount the quota refuses is refused: an upload instead would only be
+     * refused at its end, after the client sent every byte. */
+    if (r == 1 && (err = try_mount(m, req, &d)) == BR_E_QUOTA)
+        return br_send_quota_denied(req, m->name, &d, 0);
+    if (r == 1 && err == 0) {
         br_event_t e = {.action = BR_EVENT_MOUNT, .repository = m->name, .digest = &d};
         br_str_t from;
         if (br_query_param(req, "from", &from) == 1)

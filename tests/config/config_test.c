@@ -86,6 +86,11 @@ static const char *config_diff(const br_config_t *a, const br_config_t *b)
         return "gc.grace";
     if (a->gc.untagged_delete != b->gc.untagged_delete)
         return "gc.untagged";
+    if (a->num_quotas != b->num_quotas)
+        return "quotas";
+    for (size_t i = 0; i < a->num_quotas; i++)
+        if (STR_DIFF(a->quotas[i].repository, b->quotas[i].repository) || a->quotas[i].max_bytes != b->quotas[i].max_bytes)
+            return "quotas";
     if (a->http2 != b->http2)
         return "http2";
     if (STR_DIFF(a->tls.certificate, b->tls.certificate))
@@ -1068,6 +1073,51 @@ static void test_endpoints(void)
     br_config_dispose(&c);
 }
 
+/* quotas: {repository, max_bytes} items, one without repository (the global
+ * limit); sizes as the other size keys; bad items refused with positions. */
+static void test_quotas(void)
+{
+    br_config_t c, copy;
+    char err[512] = "";
+    is_int(load(&c,
+                "quotas:\n"
+                "  - {repository: \"team/**\", max_bytes: 50GiB}\n"
+                "  - repository: ci/*\n"
+                "    max_bytes: 1500MB\n"
+                "  - {max_bytes: 1TiB}\n",
+                err, sizeof(err)),
+           0, "quotas: loads");
+    ok(c.num_quotas == 3 && strcmp(c.quotas[0].repository, "team/**") == 0 && c.quotas[0].max_bytes == 50ULL << 30 &&
+           strcmp(c.quotas[1].repository, "ci/*") == 0 && c.quotas[1].max_bytes == 1500000000ULL && c.quotas[2].repository == NULL &&
+           c.quotas[2].max_bytes == 1ULL << 40,
+       "quotas: three items, the last the global limit");
+    br_config__copy(&copy, &c);
+    ok(copy.num_quotas == 3 && copy.quotas != c.quotas && copy.quotas[0].repository != c.quotas[0].repository &&
+           strcmp(copy.quotas[1].repository, "ci/*") == 0 && copy.quotas[2].repository == NULL,
+       "quotas: deep copy");
+    br_config_dispose(&copy);
+    br_config_dispose(&c);
+    expect_error("quotas: 5\n", "1:9: 'quotas' must be a list of {repository, max_bytes} mappings", "quotas a scalar");
+    expect_error("quotas: [5]\n", "1:10: 'quotas' items must be mappings", "quotas item a scalar");
+    expect_error("quotas:\n  - {repository: a}\n", "2:5: 'quotas' item needs 'max_bytes'", "quota without max_bytes");
+    expect_error("quotas:\n  - {repository: a, max_bytes: lots}\n",
+                 "2:32: 'max_bytes' must be a size (bytes, or KiB/MiB/GiB/TiB, KB/MB/GB/TB)", "quota with a bad size");
+    expect_error("quotas:\n  - {repository: \"A/b\", max_bytes: 1}\n",
+                 "2:18: 'repository' must be a repository glob ([a-z0-9._/-], '*' within a path component, '**' across)",
+                 "quota with a bad glob");
+    expect_error("quotas:\n  - {repository: a, max_bytes: 1, tags: [x]}\n", "2:35: unknown key 'tags' in 'quotas' item",
+                 "quota with an unknown key");
+    expect_error("quotas:\n  - {max_bytes: 1}\n  - {max_bytes: 2}\n",
+                 "3:5: a second global quota (an item without 'repository')", "two global quotas");
+    expect_error("quotas:\n  - {repository: a, max_bytes: 1}\n  - {repository: a, max_bytes: 2}\n",
+                 "3:5: a second quota for repository 'a'", "two quotas for one glob");
+    char env_err[256];
+    const char *envp[] = {"BERTH_QUOTAS=x", NULL};
+    br_config_init(&c);
+    is_int(br_config_load_env(&c, (char **)envp, env_err, sizeof(env_err)), BR_E_CONFIG, "BERTH_QUOTAS: refused (YAML only)");
+    br_config_dispose(&c);
+}
+
 int main(void)
 {
     if (mkdtemp(tmpdir) == NULL) {
@@ -1092,6 +1142,7 @@ int main(void)
     test_check_files();
     test_restart_keys();
     test_endpoints();
+    test_quotas();
 
     unlink(yaml_path);
     rmdir(tmpdir);

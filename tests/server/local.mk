@@ -43,6 +43,7 @@ TESTS += tests/server/gc.sh
 TESTS += tests/server/reload.sh
 TESTS += tests/server/immutable.sh
 TESTS += tests/server/retention.sh
+TESTS += tests/server/quota.sh
 TESTS += tests/server/metrics.sh tests/server/prometheus.sh
 TESTS += tests/server/events.sh
 EXTRA_DIST += tests/server/webhook_receiver.py
