@@ -11,6 +11,7 @@ where value is a number, "error" (the server failed the workload) or
 """
 import argparse
 import concurrent.futures as cf
+import gzip
 import hashlib
 import http.client
 import io
@@ -154,8 +155,8 @@ class BlobSource:
         return "sha256:" + h.hexdigest(), self.mv[:size - SUFFIX], suf
 
 
-def upload_one(conn, repo, flow, size, src, chunk):
-    dg, prefix, suf = src.new(size)
+def upload_one(conn, repo, flow, size, src, chunk, blob=None):
+    dg, prefix, suf = blob or src.new(size)
     octet = {"Content-Type": "application/octet-stream"}
     base = "/v2/%s/blobs/uploads/" % repo
     if flow == "mono":
@@ -329,6 +330,85 @@ def cmd_upload(a):
                         f.write("%s\t%s\t%.3f\t%d\n" % (a.round, name, cpu, size * count))
                 log("%-10s %-32s %8.1f MB/s (%.2fs)" % (name, wl, mbs, dt))
             cleanup_blobs(t, repo, done)
+
+
+def cmd_upload_many(a):
+    """COUNT new blobs of SIZE uploaded at once, one per connection, either by
+    COUNT forked processes (--procs COUNT) or by one process with a thread per
+    upload (--procs 1): a load generator that is one process competes for the
+    2 cores differently, and the issue asks for both. berth gets the
+    single-request POST ?digest=, distribution (which has none) POST + PUT.
+    Records one MB/s line (aggregate), prints the wall seconds."""
+    t = list(parse_targets([a.target]).values())[0]
+    flow = "mono" if t.get("kind") == "berth" else "postput"
+    wl = a.workload.replace("{flow}", flow)
+    need = a.size * a.count * 2 + GiB
+    if free_bytes(a.scratch) < need:
+        log("%s: not enough free disk for %s, skipped" % (a.name, wl))
+        record(a.out, a.round, a.name, wl, "MB/s", "error")
+        return
+    src = BlobSource(a.base, [a.size])
+    blobs = [src.new(a.size) for _ in range(a.count)]
+    repo = "bench/upload-many"
+
+    def one(i):
+        c = Conn(t["url"])
+        try:
+            upload_one(c, repo, flow, a.size, src, 0, blobs[i])
+        finally:
+            c.close()
+
+    deadline = time.monotonic() + a.time_limit
+    ok = True
+    if a.started:
+        open(a.started, "w").close()
+    t0 = time.monotonic()
+    if a.procs == 1:
+        with cf.ThreadPoolExecutor(a.count) as ex:
+            futs = [ex.submit(one, i) for i in range(a.count)]
+            for f in futs:
+                try:
+                    f.result(timeout=max(1, deadline - time.monotonic()))
+                except Exception as e:  # recorded as error below
+                    log("%s: %s failed: %r" % (a.name, wl, e))
+                    ok = False
+    else:
+        kids = []
+        for i in range(a.count):
+            pid = os.fork()
+            if pid == 0:
+                code = 1
+                try:
+                    one(i)
+                    code = 0
+                except Exception as e:
+                    log("%s: %s upload %d failed: %r" % (a.name, wl, i, e))
+                finally:
+                    os._exit(code)
+            kids.append(pid)
+        for pid in kids:
+            while True:
+                done, status = os.waitpid(pid, os.WNOHANG)
+                if done:
+                    ok = ok and os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+                    break
+                if time.monotonic() > deadline:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                    ok = False
+                    break
+                time.sleep(0.05)
+    dt = time.monotonic() - t0
+    if a.ended:
+        open(a.ended, "w").close()
+    if ok:
+        mbs = a.size * a.count / dt / 1e6
+        record(a.out, a.round, a.name, wl, "MB/s", mbs)
+        log("%-10s %-32s %8.1f MB/s (%.2fs, %d process(es))" % (a.name, wl, mbs, dt, a.procs))
+    else:
+        record(a.out, a.round, a.name, wl, "MB/s", "error")
+    print("%.3f" % dt)
+    cleanup_blobs(t, repo, [b[0] for b in blobs])
 
 
 # ---------------------------------------------------------------- seeding
@@ -516,7 +596,10 @@ def cmd_seed(a):
 # ---------------------------------------------------------------- image
 
 def cmd_mkimage(a):
-    """An OCI image layout with a.layers random uncompressed tar layers."""
+    """An OCI image layout with a.layers random tar layers: uncompressed, or
+    with --gzip already compressed (a gzip stream of stored blocks, level 0,
+    which clients recognise by its magic and push as it is instead of
+    compressing it themselves)."""
     d = a.dir
     os.makedirs(os.path.join(d, "blobs/sha256"), exist_ok=True)
 
@@ -536,9 +619,12 @@ def cmd_mkimage(a):
             ti.mtime = 0
             tf.addfile(ti, io.BytesIO(payload))
         data = buf.getvalue()
+        diff_ids.append("sha256:" + hashlib.sha256(data).hexdigest())
+        if a.gzip:
+            data = gzip.compress(data, compresslevel=0, mtime=0)
         dg = put(data)
-        layers.append({"mediaType": OCI_LAYER, "digest": dg, "size": len(data)})
-        diff_ids.append(dg)
+        layers.append({"mediaType": OCI_LAYER + ("+gzip" if a.gzip else ""), "digest": dg,
+                       "size": len(data)})
     cfg = json.dumps({"architecture": "amd64", "os": "linux",
                       "config": {"Cmd": ["/data"]},
                       "rootfs": {"type": "layers", "diff_ids": diff_ids}}).encode()
@@ -680,6 +766,21 @@ def main():
     m.add_argument("--dir", required=True)
     m.add_argument("--layers", type=int, default=4)
     m.add_argument("--layer-size", type=int, default=32 * MiB)
+    m.add_argument("--gzip", action="store_true")
+    um = sp.add_parser("upload-many")
+    um.add_argument("--target", required=True, help="name=URL,pid=N,kind=berth|distribution,root=DIR")
+    um.add_argument("--name", required=True)
+    um.add_argument("--workload", required=True, help="line name; {flow} becomes mono or postput")
+    um.add_argument("--base", required=True)
+    um.add_argument("--size", type=int, required=True)
+    um.add_argument("--count", type=int, default=16)
+    um.add_argument("--procs", type=int, default=16, help="16: a process per upload; 1: threads")
+    um.add_argument("--round", type=int, default=1)
+    um.add_argument("--out", required=True)
+    um.add_argument("--scratch", default="/tmp")
+    um.add_argument("--time-limit", type=float, default=900)
+    um.add_argument("--started", help="file made when the uploads start")
+    um.add_argument("--ended", help="file made when they have all ended")
     r = sp.add_parser("parse")
     r.add_argument("tool", choices=["wrk", "h2load", "ab"])
     r.add_argument("file")
@@ -690,7 +791,7 @@ def main():
     sm.add_argument("--interval", type=float, default=0.2)
     sm.add_argument("--time-limit", type=float, default=7200)
     a = p.parse_args()
-    {"upload": cmd_upload, "seed": cmd_seed, "mkimage": cmd_mkimage,
+    {"upload": cmd_upload, "upload-many": cmd_upload_many, "seed": cmd_seed, "mkimage": cmd_mkimage,
      "parse": cmd_parse, "sample": cmd_sample}[a.cmd](a)
 
 
