@@ -253,6 +253,14 @@ int br_txn_quota_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned
 /* Before the blob bytes of the store grow by add (a blob row recorded):
  * BR_E_QUOTA when that takes the store over its global limit. */
 int br_txn_quota_store(br_store_t *s, MDB_txn *txn, uint64_t add);
+/* For each recorded scope: cb with its counter and its usage recomputed from
+ * the links (txn may be a read txn). A nonzero return of cb stops the walk
+ * and is returned (verify). */
+typedef int (*br_quota_check_cb)(void *ctx, br_str_t glob, uint64_t kept, uint64_t actual);
+int br_txn_quota_each(br_store_t *s, MDB_txn *txn, br_quota_check_cb cb, void *ctx);
+/* Recomputes every recorded scope's counter from the links, in one write
+ * txn (fsck --repair, after it re-indexed blobs or found a counter wrong). */
+int br_store_quotas_recount(br_store_t *s);
 
 /* Fills buf (BR_UUID_LEN + 1) with a fresh random v4 uuid. */
 void br_uuid_generate(char *buf);

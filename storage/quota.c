@@ -20,7 +20,7 @@
 
 typedef struct st_scope_t {
     uint64_t max;
-    br_str_t glob; /* into the txn's page (or the caller's list) */
+    br_str_t glob; /* into quota_list_t.raw */
 } scope_t;
 
 static MDB_val quotas_key(void)
@@ -29,21 +29,30 @@ static MDB_val quotas_key(void)
     return k;
 }
 
-/* The recorded list; its globs point into txn memory, valid until the txn
- * writes or ends. */
-static int quotas_read(br_store_t *s, MDB_txn *txn, scope_t *q, size_t *n)
+/* The recorded list, copied out of the txn: LMDB's pointers into a write
+ * txn's pages last only until its next write. */
+#define QUOTAS_ROW_MAX (sizeof(uint32_t) + BR_QUOTA_MAX * (sizeof(uint64_t) + sizeof(uint16_t) + BR_NAME_MAX))
+typedef struct st_quota_list_t {
+    scope_t q[BR_QUOTA_MAX];
+    size_t n;
+    unsigned char raw[QUOTAS_ROW_MAX];
+} quota_list_t;
+
+static int quotas_read(br_store_t *s, MDB_txn *txn, quota_list_t *l, size_t *n)
 {
     MDB_val k = quotas_key(), v;
     uint32_t count;
+    scope_t *q = l->q;
     int rc = mdb_get(txn, s->db_meta, &k, &v);
-    *n = 0;
+    l->n = *n = 0;
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc != 0)
         return br_store_mdb_err(rc, "read quotas");
-    const unsigned char *p = v.mv_data, *end = p + v.mv_size;
-    if (v.mv_size < sizeof(count))
+    if (v.mv_size < sizeof(count) || v.mv_size > sizeof(l->raw))
         goto Corrupt;
+    memcpy(l->raw, v.mv_data, v.mv_size);
+    const unsigned char *p = l->raw, *end = p + v.mv_size;
     memcpy(&count, p, sizeof(count));
     p += sizeof(count);
     if (count > BR_QUOTA_MAX)
@@ -62,7 +71,7 @@ static int quotas_read(br_store_t *s, MDB_txn *txn, scope_t *q, size_t *n)
     }
     if (p != end)
         goto Corrupt;
-    *n = count;
+    l->n = *n = count;
     return 0;
 Corrupt:
     br_error("storage: malformed quota list in the index");
@@ -136,7 +145,8 @@ static int over(uint64_t used, uint64_t add, uint64_t max)
 static int scopes_apply(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned char *pd, uint64_t size, int delta,
                         int write, br_quota_t *deny)
 {
-    scope_t q[BR_QUOTA_MAX];
+    quota_list_t l;
+    scope_t *q = l.q;
     unsigned char pending[BR_QUOTA_MAX];
     size_t n, left = 0, plen = br_pdigest_len(pd[0]);
     MDB_cursor *cur = NULL;
@@ -144,7 +154,7 @@ static int scopes_apply(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsign
     int rc, ret;
     if (size == 0)
         return 0;
-    if ((ret = quotas_read(s, txn, q, &n)) != 0 || n == 0)
+    if ((ret = quotas_read(s, txn, &l, &n)) != 0 || n == 0)
         return ret;
     for (size_t i = 0; i < n; i++) {
         pending[i] = q[i].glob.len != 0 && br_glob_match(q[i].glob.base, q[i].glob.len, repo.base, repo.len);
@@ -206,13 +216,14 @@ int br_txn_quota_link(br_store_t *s, MDB_txn *txn, br_str_t repo, const unsigned
  * the store over it. */
 static int store_check(br_store_t *s, MDB_txn *txn, uint64_t add, br_quota_t *deny)
 {
-    scope_t q[BR_QUOTA_MAX];
+    quota_list_t l;
+    scope_t *q = l.q;
     size_t n;
     uint64_t used;
     int ret;
     if (add == 0)
         return 0;
-    if ((ret = quotas_read(s, txn, q, &n)) != 0)
+    if ((ret = quotas_read(s, txn, &l, &n)) != 0)
         return ret;
     for (size_t i = 0; i < n; i++) {
         if (q[i].glob.len != 0)
@@ -301,7 +312,8 @@ static int listed(const br_quota_t *q, size_t n, br_str_t glob)
 
 int br_store_quotas_set(br_store_t *s, const br_quota_t *q, size_t n, int recompute_all)
 {
-    scope_t old[BR_QUOTA_MAX];
+    quota_list_t ol;
+    scope_t *old = ol.q;
     unsigned char recompute[BR_QUOTA_MAX];
     size_t nold, len = sizeof(uint32_t);
     MDB_txn *txn = NULL;
@@ -313,7 +325,7 @@ int br_store_quotas_set(br_store_t *s, const br_quota_t *q, size_t n, int recomp
         return BR_E_CONFIG;
     if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
         return ret;
-    if ((ret = quotas_read(s, txn, old, &nold)) != 0)
+    if ((ret = quotas_read(s, txn, &ol, &nold)) != 0)
         goto Exit;
     /* Decided before anything is written: old's globs point into pages
      * the writes below may move. */
@@ -377,16 +389,54 @@ Exit:
     return br_store_wtxn_end(&txn, ret);
 }
 
+int br_txn_quota_each(br_store_t *s, MDB_txn *txn, br_quota_check_cb cb, void *ctx)
+{
+    quota_list_t l;
+    scope_t *q = l.q;
+    size_t n;
+    int ret = quotas_read(s, txn, &l, &n);
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        uint64_t kept, actual;
+        if (q[i].glob.len == 0)
+            continue; /* the store's byte total: verified with the blob rows */
+        if ((ret = usage_get(s, txn, q[i].glob, &kept, NULL)) != 0 || (ret = scope_usage(s, txn, q[i].glob, &actual)) != 0)
+            break;
+        ret = cb(ctx, q[i].glob, kept, actual);
+    }
+    return ret;
+}
+
+int br_store_quotas_recount(br_store_t *s)
+{
+    quota_list_t l;
+    scope_t *q = l.q;
+    MDB_txn *txn = NULL;
+    size_t n;
+    int ret;
+    if ((ret = br_store_wtxn_begin(s, &txn)) != 0)
+        return ret;
+    if ((ret = quotas_read(s, txn, &l, &n)) != 0)
+        goto Exit;
+    for (size_t i = 0; i < n && ret == 0; i++) {
+        uint64_t used;
+        if (q[i].glob.len != 0 && (ret = scope_usage(s, txn, q[i].glob, &used)) == 0)
+            ret = usage_put(s, txn, q[i].glob, used);
+    }
+Exit:
+    return br_store_wtxn_end(&txn, ret);
+}
+
 int br_store_quotas_get(br_store_t *s, br_quota_t *out, size_t cap, size_t *n)
 {
-    scope_t q[BR_QUOTA_MAX];
+    quota_list_t l;
+    scope_t *q = l.q;
     MDB_txn *txn;
     size_t count = 0;
     int ret;
     *n = 0;
     if ((ret = br_store_rtxn_begin(s, &txn)) != 0)
         return ret;
-    if ((ret = quotas_read(s, txn, q, &count)) != 0)
+    if ((ret = quotas_read(s, txn, &l, &count)) != 0)
         goto Exit;
     for (size_t i = 0; i < count && i < cap && ret == 0; i++) {
         deny_fill(&out[i], q[i].glob, q[i].max, 0, 0);

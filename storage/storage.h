@@ -298,7 +298,7 @@ int br_blob_refcount(br_store_t *s, const br_digest_t *d, uint64_t *count);
  * body is linked in its repository and each of its counted references has its
  * refby row (and every refby row such a reference), every tag points at a
  * manifest of its repository and has its reverse entry, every referrer entry
- * belongs to a manifest. Returns 0,
+ * belongs to a manifest, every quota counter equals the usage its links give. Returns 0,
  * or BR_E_CORRUPT with the first problem described in detail (NUL-terminated,
  * truncated to detail_size), or another error. One long read txn over the
  * whole index: for tests and an offline fsck, never for request paths. */
@@ -325,7 +325,9 @@ typedef struct st_br_fsck_stats_t {
  * hashes files outside it. With repair, an orphan is hashed first: when its
  * content matches its name and a link or manifest names it, it is indexed
  * again (with that many references); otherwise it is removed (inside a write
- * txn, as the collector removes orphans). Other problems are only reported.
+ * txn, as the collector removes orphans); when it re-indexed one or found a
+ * quota counter wrong, every quota counter is recomputed from the links (one
+ * write txn). Other problems are only reported.
  * Returns 0 (st filled) or an error that stopped the check. */
 int br_store_fsck(br_store_t *s, const br_fsck_options_t *o, br_fsck_stats_t *st);
 

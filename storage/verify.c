@@ -43,6 +43,7 @@ typedef struct st_verify_t {
     /* fsck only: */
     const br_fsck_options_t *fsck;
     br_fsck_stats_t *st;
+    int recount;       /* a quota counter is wrong or a blob was re-indexed */
     blob_ent_t *blobs; /* to hash after the index pass */
     size_t nblobs, blobs_cap;
     int trash_fd;
@@ -317,6 +318,16 @@ static int on_referrer(verify_t *v, MDB_val *k, MDB_val *d)
 }
 
 /* Every check that reads only the index (and stats blob files), in one read txn. */
+static int on_quota(void *ctx, br_str_t glob, uint64_t kept, uint64_t actual)
+{
+    verify_t *v = ctx;
+    if (kept == actual)
+        return 0;
+    v->recount = 1;
+    return fail(v, "quota \"%.*s\": the index counts %llu bytes, its repositories' links hold %llu%s", (int)glob.len, glob.base,
+                (unsigned long long)kept, (unsigned long long)actual, v->fsck != NULL && v->fsck->repair ? " (recounted)" : "");
+}
+
 static int index_pass(verify_t *v)
 {
     br_store_t *s = v->s;
@@ -329,7 +340,8 @@ static int index_pass(verify_t *v)
     if (v->nrefs != 0)
         qsort(v->refs, v->nrefs, sizeof(*v->refs), br_pd_cmp);
     if ((ret = each(v, s->db_blobs, on_blob)) != 0 || (ret = each(v, s->db_tags, on_tag)) != 0 ||
-        (ret = each(v, s->db_mtags, on_mtag)) != 0 || (ret = each(v, s->db_referrers, on_referrer)) != 0)
+        (ret = each(v, s->db_mtags, on_mtag)) != 0 || (ret = each(v, s->db_referrers, on_referrer)) != 0 ||
+        (ret = br_txn_quota_each(s, v->txn, on_quota, v)) != 0)
         goto Exit;
 Exit:
     br_store_rtxn_end(s, v->txn);
@@ -449,6 +461,7 @@ static int on_fsck_file(void *ctx, br_alg_t alg, const char *dir, const char *na
         if ((ret = reindex(v, d, (uint64_t)st->st_size, refs)) != 0)
             return ret;
         v->st->repaired++;
+        v->recount = 1; /* its links counted no bytes for their quotas */
         return fail(v, "%s:%s: orphan file re-indexed (%zu references name it)", br_alg_name(alg), d->hex, refs);
     }
     if ((ret = br_orphan_remove(v->s, v->trash_fd, d, &removed)) != 0)
@@ -481,6 +494,8 @@ int br_store_fsck(br_store_t *s, const br_fsck_options_t *o, br_fsck_stats_t *st
     fsck_progress(&v, "files", 0, 1);
     ret = br_blob_files_walk(s, on_fsck_file, &v);
     fsck_progress(&v, "files", 1, 1);
+    if (ret == 0 && o->repair && v.recount)
+        ret = br_store_quotas_recount(s);
 Exit:
     if (v.trash_fd >= 0)
         close(v.trash_fd);
