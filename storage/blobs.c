@@ -483,6 +483,15 @@ int br_blob_unlink(br_store_t *s, br_str_t repo, const br_digest_t *d)
     return br_store_wtxn_end(&txn, ret);
 }
 
+void br_blob_unplace(br_store_t *s, const br_digest_t *d)
+{
+    int trash_fd, removed;
+    if (br_trash_open(s, &trash_fd) != 0)
+        return;
+    br_orphan_remove(s, trash_fd, d, &removed);
+    close(trash_fd);
+}
+
 /* Writes p to a fresh file in uploads/ and places it as blob d. The temporary
  * carries a uuid name like a session's, so a crash leaves an orphan that
  * br_upload_purge() recognises and removes. */
@@ -543,5 +552,8 @@ int br_blob_put(br_store_t *s, br_str_t repo, br_alg_t alg, const void *p, size_
     if (ret == 0 && out != NULL)
         *out = d;
 Exit:
-    return br_store_wtxn_end(&txn, ret);
+    ret = br_store_wtxn_end(&txn, ret);
+    if (ret == BR_E_QUOTA)
+        br_blob_unplace(s, &d);
+    return ret;
 }

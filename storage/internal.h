@@ -235,6 +235,11 @@ int br_trash_open(br_store_t *s, int *fd);
  * inside a write txn as the collector does (storage.h, 4). *removed says
  * whether a file went. */
 int br_orphan_remove(br_store_t *s, int trash_fd, const br_digest_t *d, int *removed);
+/* After a writer's txn was refused (BR_E_QUOTA): takes back the file of d it
+ * placed before that txn, unless a blob row names it (br_orphan_remove's
+ * rule, so a racing writer of the same content places it again), so a
+ * refused push leaves no orphan for fsck to report. Best effort. */
+void br_blob_unplace(br_store_t *s, const br_digest_t *d);
 /* Adds delta to the meta row "blob_bytes" (br_store_stats), inside the write
  * txn that adds (delta = size) or deletes (-size) a blob row. */
 int br_txn_blob_bytes_add(br_store_t *s, MDB_txn *txn, int64_t delta);

@@ -255,7 +255,10 @@ int br_manifest_put(br_store_t *s, const br_manifest_put_t *m, br_digest_t *out)
     if (ret == 0 && out != NULL)
         *out = d;
 Exit:
-    return br_store_wtxn_end(&txn, ret);
+    ret = br_store_wtxn_end(&txn, ret);
+    if (ret == BR_E_QUOTA)
+        br_blob_unplace(s, &d);
+    return ret;
 }
 
 /* ---- get ------------------------------------------------------------------- */

@@ -385,7 +385,11 @@ int br_upload_commit(br_upload_t *u, const br_digest_t *expected, uint64_t *size
     if (size != NULL)
         *size = u->size;
 Exit:
-    return br_store_wtxn_end(&txn, ret);
+    ret = br_store_wtxn_end(&txn, ret);
+    /* The session stays: the client may commit again once there is room. */
+    if (ret == BR_E_QUOTA)
+        br_blob_unplace(s, expected);
+    return ret;
 }
 
 int br_upload_cancel(br_upload_t *u)

@@ -5,7 +5,8 @@
 # bytes to the scope is accepted; mounts and manifest bodies count; the global
 # limit (an item without repository) bounds the whole store; `berth du` shows
 # usage against each quota; `berth reload` applies a changed quota; after a
-# DELETE and a `berth gc` (another process) the usage drops and pushes pass.
+# DELETE and a `berth gc` (another process) the usage drops and pushes pass;
+# racing pushes never overshoot; `berth fsck` then finds the counts exact.
 . "${top_srcdir:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 . "$top_srcdir/tests/server/oci-lib.sh"
 
@@ -54,6 +55,17 @@ chunked_code() {
     loc=$(header Location | loc_path)
     http PUT "$(with_query "$loc" "digest=$(sha256d "$2")")"
 }
+# reload — berth reload, then wait for the server to log that it reloaded
+reload() {
+    local before i
+    before=$(grep -c 'reload: config reloaded' "$BR_TMP/server.log")
+    "$BERTH" reload -c "$CONF" >/dev/null || return 1
+    for i in $(seq 1 100); do
+        [ "$(grep -c 'reload: config reloaded' "$BR_TMP/server.log")" -gt "$before" ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
 du_quota() { "$BERTH" du -c "$CONF" | grep -F "quota \"$1\":"; }
 
 blob A 1000 && blob B 1500 && blob C 1000
@@ -99,13 +111,7 @@ is "$("$BERTH" du -c "$CONF" | grep '^global quota:')" "global quota: 3500 bytes
 
 # reload with a larger team quota
 conf 10000
-before=$(grep -c 'reload: config reloaded' "$BR_TMP/server.log")
-"$BERTH" reload -c "$CONF" >/dev/null
-for i in $(seq 1 100); do
-    [ "$(grep -c 'reload: config reloaded' "$BR_TMP/server.log")" -gt "$before" ] && break
-    sleep 0.1
-done
-is "$(grep -c 'reload: config reloaded' "$BR_TMP/server.log")" "$((before + 1))" "berth reload: the server reloads"
+ok "berth reload: the server reloads" reload
 is "$(put_manifest team/a v1 "$BR_TMP/M" "$OCI_MANIFEST")" 201 "after raising team/** to 10000: the manifest PUT passes"
 is "$(chunked_code team/b "$BR_TMP/C")" 201 "... and so does C into team/b"
 used=$((2500 + msize + 1000))
@@ -121,5 +127,22 @@ is "$(du_quota 'team/**')" 'quota "team/**": 0 bytes used of 10000 (0.0%)' "bert
 is "$(push_code team/e "$BR_TMP/E")" 201 "team/e: push E passes now (the server sees the counts gc lowered)"
 is "$(du_quota 'team/**')" 'quota "team/**": 6000 bytes used of 10000 (60.0%)' "berth du: 6000 bytes"
 is "$(push_code other/y "$BR_TMP/D")" 403 "D still over the global limit"
+
+# racing pushes: 6000 of 8000 used, eight 1000-byte blobs at once: exactly two fit
+conf 8000
+ok "berth reload to team/** 8000" reload
+for i in 1 2 3 4 5 6 7 8; do
+    blob "R$i" 1000
+    curl -s -o /dev/null -w '%{http_code}\n' -X POST --data-binary @"$BR_TMP/R$i" -H "$OCT" \
+        "$BR_URL/v2/team/r$i/blobs/uploads/?digest=$(sha256d "$BR_TMP/R$i")" >"$BR_TMP/race.$i" &
+    pids="${pids:-} $!"
+done
+wait $pids
+is "$(cat "$BR_TMP"/race.* | sort | uniq -c | awk '{print $2 "x" $1}' | tr '\n' ' ')" "201x2 403x6 " \
+    "eight racing pushes into the last 2000 bytes: two pass, six are refused"
+is "$(du_quota 'team/**')" 'quota "team/**": 8000 bytes used of 8000 (100.0%)' "berth du: exactly full"
+out=$("$BERTH" fsck --root "$BR_ROOT" 2>/dev/null)
+is "$?:$(printf '%s\n' "$out" | tail -n 1 | sed 's/.* checked, //')" "0:0 problems" \
+    "berth fsck: the quota counts equal the links, and refused pushes left no orphan file"
 no_sanitizer_report "$BR_TMP/server.log"
 done_testing

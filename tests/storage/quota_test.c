@@ -88,8 +88,7 @@ static br_digest_t put(const char *repo, size_t len, uint64_t seed, int *ret)
 }
 
 /* A child process: opens the store itself, puts a blob, exits 0 / 1 (quota) / 2. */
-/* Counts fsck's quota problems (the refused racing put left an orphan file
- * in blobs/ too: placed before its txn, collected as orphans are). */
+/* Counts fsck's quota problems. */
 static void on_problem(void *ctx, const char *msg)
 {
     printf("# fsck: %s\n", msg);
@@ -148,6 +147,10 @@ int main(void)
     is_int(ret, BR_E_QUOTA, "team/c: put C (200) over 1000: BR_E_QUOTA");
     is_int(br_blob_stat(s, R("team/c"), &c, NULL), BR_E_BLOB_UNKNOWN, "... C not linked in team/c");
     is_int(br_blob_stat_any(s, &c, NULL), BR_E_BLOB_UNKNOWN, "... nor recorded at all (the whole txn aborted)");
+    char path[512];
+    struct stat sb;
+    br_blob_path(s, &c, path, sizeof(path));
+    ok(stat(path, &sb) != 0 && errno == ENOENT, "... and its file, placed before the txn, taken back (no orphan)");
     is_int((long long)used("team/**"), 900, "... usage unchanged");
     put("team/b", 500, 2, &ret);
     is_int(ret, 0, "team/b: put B (new to team/b, in the scope already): accepted");
@@ -277,6 +280,7 @@ int main(void)
     fo.ctx = &quota_problems;
     is_int(br_store_fsck(s, &fo, &fst), 0, "fsck runs");
     is_int(quota_problems, 1, "fsck: one quota problem");
+    is_int((long long)fst.problems, 1, "... and no other (refused puts, the racing one too, left no orphan file)");
     is_int((long long)used("team/**"), (long long)wrong, "... left as it was without --repair");
     fo.repair = 1;
     is_int(br_store_fsck(s, &fo, &fst), 0, "fsck --repair runs");
