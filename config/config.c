@@ -21,6 +21,7 @@ void br_config_init(br_config_t *c)
     c->listen[0].port = 5000;
     c->num_listen = 1;
     c->threads = 0;
+    c->io_threads = 4;
     c->storage.root = br_strndup("./berth-data", strlen("./berth-data"));
     c->storage.delete_enabled = 1;
     c->storage.upload_purge_age_s = 24 * 3600;
@@ -370,6 +371,7 @@ static const struct {
 } restart_keys[] = {
     {NULL, "listen"},
     {NULL, "threads"},
+    {NULL, "io_threads"},
     {NULL, "http2"},
     {"storage", "root"},
     {"storage", "fsync"},

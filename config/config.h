@@ -9,6 +9,7 @@
  *
  *   listen: ["0.0.0.0:5000", "[::1]:5001"]   # or one string
  *   threads: 0                              # 0 = one per core
+ *   io_threads: 4                           # run commits (fsync) off the event loops
  *   storage:
  *     root: ./berth-data
  *     delete: true                          # allow DELETE of blobs, manifests, tags
@@ -174,6 +175,7 @@ typedef struct st_br_config_t {
     br_listen_t listen[BR_CONFIG_MAX_LISTEN];
     size_t num_listen;
     unsigned threads; /* 0 = number of online CPUs (resolved by the server) */
+    unsigned io_threads; /* threads that run the store's commits (fsync, LMDB sync) */
 
     struct {
         char *root;

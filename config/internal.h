@@ -47,7 +47,7 @@ typedef struct st_br_config_key_t {
 
 /* The table, terminated by an entry whose name is NULL. Its size is fixed so
  * that front ends can keep per-key arrays; a row too many fails to compile. */
-#define BR_CONFIG_NUM_KEYS 51
+#define BR_CONFIG_NUM_KEYS 52
 extern const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1];
 
 _Static_assert(BR_CONFIG_NUM_KEYS <= BR_CONFIG_MAX_KEYS, "br_config_t.origin needs room for every key");

@@ -22,6 +22,8 @@ const br_config_key_t br_config_keys[BR_CONFIG_NUM_KEYS + 1] = {
     {NULL, "listen", BR_CK_LISTEN, F(listen), 0, 0},
     /* More threads than this is a typo, not a machine. */
     {NULL, "threads", BR_CK_UINT, F(threads), 0, 1024},
+    /* At least one: every commit runs there. */
+    {NULL, "io_threads", BR_CK_UINT, F(io_threads), 1, 1024},
     {"storage", "root", BR_CK_STRING, F(storage.root), 0, 0},
     {"storage", "delete", BR_CK_BOOL, F(storage.delete_enabled), 0, 0},
     /* Stored in seconds: anything under a second would purge uploads in flight. */

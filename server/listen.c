@@ -730,6 +730,7 @@ static void on_kick(h2o_socket_t *sock, const char *err)
     }
     h2o_buffer_consume(&sock->input, sock->input->size);
     run_evictions(t);
+    br_io_complete(t);
     /* Run only what was queued before this pass; steps queued now wait for the
      * next one, after the loop has looked at the network again. */
     h2o_linklist_t batch;
@@ -781,6 +782,13 @@ void br_defer(br_deferred_t *d)
         (void)r; /* EAGAIN means a wake-up is already pending */
     }
     h2o_linklist_insert(&t->deferred, &d->link);
+}
+
+void br_thread_wake(br_thread_t *t)
+{
+    pthread_mutex_lock(&clients_lock);
+    kick_locked(t);
+    pthread_mutex_unlock(&clients_lock);
 }
 
 void br_defer_cancel(br_deferred_t *d)

@@ -18,7 +18,8 @@ libbrserver_a_SOURCES = \
 	server/immutable.c \
 	server/quota.c \
 	server/scrub.c \
-	server/worker.c
+	server/worker.c \
+	server/iopool.c
 libbrserver_a_CFLAGS = $(AM_CFLAGS) $(H2O_CFLAGS) $(OPENSSL_CFLAGS)
 
 bin_PROGRAMS += berth

@@ -82,6 +82,7 @@ typedef struct st_br_thread_t {
     uint64_t drain_deadline_ms; /* set when shutdown starts */
     unsigned tls_generation;    /* of the SSL_CTX in accept_ctx (this thread holds a reference) */
     br_snapshot_t *snap;        /* config and auth this thread serves with (holds a reference) */
+    struct st_br_io_job_t *io_done; /* jobs the I/O threads finished for this one (iopool.c's lock) */
 } br_thread_t;
 
 extern __thread br_thread_t *br_thread;
@@ -175,6 +176,43 @@ void br_defer_init(br_thread_t *t);
 void br_defer_dispose(br_thread_t *t);
 void br_defer(br_deferred_t *d);
 void br_defer_cancel(br_deferred_t *d);
+/* Wakes t's loop from any thread (its deferred work, evictions and I/O
+ * completions run then); a no-op once t's loop is gone. */
+void br_thread_wake(br_thread_t *t);
+
+/* ---- I/O thread pool (iopool.c) --------------------------------------------- */
+
+/* A store call that waits for the disk, run off the event loop. The caller
+ * mallocs the job (it must outlive the request, which may be disposed while
+ * the job runs), fills run, done and destroy and the data they use, copied
+ * out of the request, and hands it to br_io_submit. */
+typedef struct st_br_io_job_t {
+    /* An I/O thread: the store calls, on the job's own data only (no h2o, no
+     * request, no br_cfg()). */
+    void (*run)(struct st_br_io_job_t *j);
+    /* The submitting loop thread, when req is still there: the response. */
+    void (*done)(struct st_br_io_job_t *j, h2o_req_t *req);
+    /* Frees the job and what it owns (no h2o: the request may be gone); on
+     * the loop thread, or the main thread at shutdown. Always called. */
+    void (*destroy)(struct st_br_io_job_t *j);
+    struct st_br_io_job_t *_next;
+    br_thread_t *_owner;
+    h2o_req_t *_req; /* NULL once the request is disposed (owner thread) */
+    struct st_br_io_job_t **_slot;
+    br_snapshot_t *_snap;
+} br_io_job_t;
+/* Starts / stops the pool (main thread: after the store opens, and after the
+ * loop threads ended, before it closes). Stop runs what is queued, then
+ * destroys the jobs of the n threads that no loop answered any more. */
+void br_io_start(unsigned n);
+void br_io_stop(br_thread_t *threads, size_t n);
+/* Queues j for an I/O thread (loop thread of req). The handler returns and
+ * answers in j->done. */
+void br_io_submit(h2o_req_t *req, br_io_job_t *j);
+/* On thread t's wake-up: the finished jobs' done and destroy. */
+void br_io_complete(br_thread_t *t);
+/* Jobs submitted and not yet finished with (for the metrics). */
+unsigned br_io_jobs(void);
 
 /* ---- routes (router.c) ----------------------------------------------------- */
 

@@ -59,15 +59,19 @@ static void on_job_dispose(void *p)
     drop_upload(j);
 }
 
-static void add_upload_headers(h2o_req_t *req, br_str_t name, br_upload_t *up)
+static void add_upload_headers_of(h2o_req_t *req, br_str_t name, const char *uuid, uint64_t size)
 {
-    h2o_iovec_t loc = br_pool_printf(req, "/v2/%.*s/blobs/uploads/%s", (int)name.len, name.base, br_upload_uuid(up));
+    h2o_iovec_t loc = br_pool_printf(req, "/v2/%.*s/blobs/uploads/%s", (int)name.len, name.base, uuid);
     br_add_header_token(req, H2O_TOKEN_LOCATION, loc.base, loc.len);
-    uint64_t size = br_upload_size(up);
     /* An empty upload reports "0-0", as registry:2 does and clients expect. */
     h2o_iovec_t range = br_pool_printf(req, "0-%llu", (unsigned long long)(size == 0 ? 0 : size - 1));
     br_add_header_token(req, H2O_TOKEN_RANGE, range.base, range.len);
-    br_add_header(req, "Docker-Upload-UUID", br_upload_uuid(up), strlen(br_upload_uuid(up)));
+    br_add_header(req, "Docker-Upload-UUID", uuid, strlen(uuid));
+}
+
+static void add_upload_headers(h2o_req_t *req, br_str_t name, br_upload_t *up)
+{
+    add_upload_headers_of(req, name, br_upload_uuid(up), br_upload_size(up));
 }
 
 static void send_created(h2o_req_t *req, br_str_t name, const br_digest_t *d)
@@ -99,35 +103,75 @@ static void release_written(upload_job_t *j)
     j->released = (size_t)(end - (uintptr_t)j->body);
 }
 
-static void finish_job(upload_job_t *j)
+/* The save (PATCH) or commit (PUT, monolithic POST) of a finished body, on an
+ * I/O thread (iopool.c): both fsync. */
+typedef struct st_commit_job_t {
+    br_io_job_t io;
+    br_upload_t *up;
+    op_t op;
+    int err;
+    br_digest_t digest;
+    uint64_t size, received; /* received: the session's size before the commit */
+    char uuid[BR_UUID_LEN + 1];
+    size_t name_len;
+    char name[]; /* the repository, copied: the request may go first */
+} commit_job_t;
+
+static void do_commit(br_io_job_t *io)
 {
-    h2o_req_t *req = j->req;
-    int err = 0, status;
-    uint64_t size, received = br_upload_size(j->up);
+    commit_job_t *c = (commit_job_t *)io;
+    c->received = br_upload_size(c->up);
+    if (c->op == OP_PATCH)
+        c->err = br_upload_save(c->up);
+    else
+        c->err = br_upload_commit(c->up, &c->digest, &c->size);
+    snprintf(c->uuid, sizeof(c->uuid), "%s", br_upload_uuid(c->up));
+    c->size = c->op == OP_PATCH ? br_upload_size(c->up) : c->size;
     /* The session is released before the response goes out: a client may send
      * its next request (the final PUT) the moment it sees this one's answer,
      * possibly to another thread, and must not find the upload busy. */
-    if (j->op == OP_PATCH) {
-        if ((err = br_upload_save(j->up)) == 0)
-            add_upload_headers(req, j->name, j->up);
-        status = 202;
-    } else {
-        err = br_upload_commit(j->up, &j->digest, &size);
-        status = 201;
-    }
-    br_upload_destroy(j->up);
-    j->up = NULL;
-    if (err == BR_E_QUOTA) {
-        br_send_quota_denied(req, j->name, &j->digest, received);
-    } else if (err != 0) {
-        br_send_error(req, err, err == BR_E_DIGEST_INVALID ? "digest of the uploaded content does not match" : NULL);
-    } else if (status == 201) {
-        br_event_t e = {.action = BR_EVENT_PUSH, .repository = j->name, .digest = &j->digest, .size = size};
+    br_upload_destroy(c->up);
+    c->up = NULL;
+}
+
+static void on_commit_done(br_io_job_t *io, h2o_req_t *req)
+{
+    commit_job_t *c = (commit_job_t *)io;
+    br_str_t name = br_str(c->name, c->name_len);
+    if (c->err == BR_E_QUOTA) {
+        br_send_quota_denied(req, name, &c->digest, c->received);
+    } else if (c->err != 0) {
+        br_send_error(req, c->err, c->err == BR_E_DIGEST_INVALID ? "digest of the uploaded content does not match" : NULL);
+    } else if (c->op != OP_PATCH) {
+        br_event_t e = {.action = BR_EVENT_PUSH, .repository = name, .digest = &c->digest, .size = c->size};
         br_event_emit(req, &e);
-        send_created(req, j->name, &j->digest);
+        send_created(req, name, &c->digest);
     } else {
+        add_upload_headers_of(req, name, c->uuid, c->size);
         br_send(req, 202, NULL, "", 0);
     }
+}
+
+static void on_commit_destroy(br_io_job_t *io)
+{
+    free(io);
+}
+
+/* Hands the session to an I/O thread for its save or commit; the response
+ * follows from there. */
+static void finish_job(upload_job_t *j)
+{
+    commit_job_t *c = br_calloc(1, sizeof(*c) + j->name.len);
+    c->io.run = do_commit;
+    c->io.done = on_commit_done;
+    c->io.destroy = on_commit_destroy;
+    c->up = j->up;
+    j->up = NULL;
+    c->op = j->op;
+    c->digest = j->digest;
+    memcpy(c->name, j->name.base, j->name.len);
+    c->name_len = j->name.len;
+    br_io_submit(j->req, &c->io);
 }
 
 static void run_slice(br_deferred_t *d)
