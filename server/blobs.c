@@ -170,6 +170,34 @@ void br_send_blob_fd(h2o_req_t *req, int fd, uint64_t size, const br_digest_t *d
     do_send(s);
 }
 
+/* A blob DELETE on an I/O thread (its index commit syncs). */
+typedef struct st_unlink_job_t {
+    br_io_job_t io;
+    br_str_t repo; /* in buf */
+    br_digest_t digest;
+    int err;
+    char buf[];
+} unlink_job_t;
+
+static void do_unlink(br_io_job_t *io)
+{
+    unlink_job_t *j = (unlink_job_t *)io;
+    j->err = br_blob_unlink(br_srv.store, j->repo, &j->digest);
+}
+
+static void on_unlink_done(br_io_job_t *io, h2o_req_t *req)
+{
+    unlink_job_t *j = (unlink_job_t *)io;
+    if (j->err != 0) {
+        br_send_error(req, j->err, NULL);
+        return;
+    }
+    br_event_t e = {.action = BR_EVENT_DELETE, .repository = j->repo, .digest = &j->digest, .media_type = ""};
+    br_event_emit(req, &e);
+    br_add_digest_headers(req, &j->digest, 0);
+    br_send(req, 202, NULL, "", 0);
+}
+
 int br_handle_blob(h2o_req_t *req, const br_match_t *m)
 {
     br_digest_t d;
@@ -180,13 +208,14 @@ int br_handle_blob(h2o_req_t *req, const br_match_t *m)
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))) {
         if (!br_cfg()->storage.delete_enabled)
             return br_send_error(req, BR_E_UNSUPPORTED, "deletes are disabled on this registry");
-        int err = br_blob_unlink(st, m->name, &d);
-        if (err != 0)
-            return br_send_error(req, err, NULL);
-        br_event_t e = {.action = BR_EVENT_DELETE, .repository = m->name, .digest = &d, .media_type = ""};
-        br_event_emit(req, &e);
-        br_add_digest_headers(req, &d, 0);
-        br_send(req, 202, NULL, "", 0);
+        unlink_job_t *j = br_calloc(1, sizeof(*j) + m->name.len);
+        char *cur = j->buf;
+        j->io.run = do_unlink;
+        j->io.done = on_unlink_done;
+        j->io.destroy = br_io_free;
+        j->repo = br_io_copy(&cur, m->name);
+        j->digest = d;
+        br_io_submit(req, &j->io);
         return 0;
     }
 

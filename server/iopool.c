@@ -134,13 +134,25 @@ void br_io_submit(h2o_req_t *req, br_io_job_t *j)
     br_thread_t *t = br_thread;
     j->_owner = t;
     j->_req = req;
-    j->_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*j->_slot), on_req_dispose);
-    *j->_slot = j;
-    j->_snap = t->snap;
-    __atomic_add_fetch(&t->snap->_refs, 1, __ATOMIC_ACQ_REL);
+    j->_slot = NULL;
+    if (req != NULL) {
+        j->_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*j->_slot), on_req_dispose);
+        *j->_slot = j;
+    }
+    j->_snap = t != NULL ? t->snap : NULL;
+    if (j->_snap != NULL)
+        __atomic_add_fetch(&j->_snap->_refs, 1, __ATOMIC_ACQ_REL);
     j->_next = NULL;
     __atomic_add_fetch(&io_jobs, 1, __ATOMIC_RELAXED);
     pthread_mutex_lock(&io_lock);
+    if (io_stopping || t == NULL) {
+        /* A job without a request (a clean-up) made while the pool stops, or
+         * off a loop: run it here. */
+        pthread_mutex_unlock(&io_lock);
+        j->run(j);
+        job_destroy(j);
+        return;
+    }
     *queue_tail = j;
     queue_tail = &j->_next;
     pthread_cond_signal(&io_wake);
@@ -169,4 +181,18 @@ void br_io_complete(br_thread_t *t)
         job_destroy(j);
         rev = next;
     }
+}
+
+br_str_t br_io_copy(char **cursor, br_str_t s)
+{
+    br_str_t out = br_str(*cursor, s.len);
+    if (s.len != 0)
+        memcpy(*cursor, s.base, s.len);
+    *cursor += s.len;
+    return out;
+}
+
+void br_io_free(br_io_job_t *j)
+{
+    free(j);
 }

@@ -98,6 +98,55 @@ static int on_keep_tag(void *ctx, br_str_t tag)
     return 1;
 }
 
+/* A manifest put on an I/O thread (its blob write and index commit sync). */
+typedef struct st_put_job_t {
+    br_io_job_t io;
+    br_manifest_put_t put; /* its strings point into the job */
+    const br_config_rule_t *rule; /* immutable rule and glob: in the job's snapshot */
+    const char *glob;
+    int err, has_subject;
+    br_digest_t subject, stored, digest; /* digest: the body's, as computed before the put */
+    br_digest_t refs[]; /* then the strings */
+} put_job_t;
+
+static void do_put(br_io_job_t *io)
+{
+    put_job_t *j = (put_job_t *)io;
+    j->err = br_manifest_put(br_srv.store, &j->put, &j->stored);
+}
+
+static void on_put_done(br_io_job_t *io, h2o_req_t *req)
+{
+    put_job_t *j = (put_job_t *)io;
+    br_str_t repo = j->put.repo;
+    if (j->err == BR_E_DENIED) {
+        send_immutable(req, j->rule, j->glob, j->put.tag, "names another manifest; pushing a different one to it");
+        return;
+    }
+    if (j->err == BR_E_QUOTA) {
+        br_send_quota_denied(req, repo, &j->digest, j->put.body.len);
+        return;
+    }
+    if (j->err != 0) {
+        br_send_error(req, j->err, NULL);
+        return;
+    }
+    br_event_t e = {.action = BR_EVENT_PUSH, .repository = repo, .digest = &j->stored, .size = j->put.body.len, .manifest = 1,
+                    .media_type = h2o_strdup(&req->pool, j->put.media_type.base, j->put.media_type.len).base, .tag = j->put.tag};
+    br_event_emit(req, &e);
+    if (j->has_subject) {
+        char sub[BR_DIGEST_MAX + 1];
+        size_t n = br_digest_format(&j->subject, sub);
+        br_add_header(req, "OCI-Subject", sub, n);
+    }
+    char dig[BR_DIGEST_MAX + 1];
+    br_digest_format(&j->stored, dig);
+    h2o_iovec_t loc = br_pool_printf(req, "/v2/%.*s/manifests/%s", (int)repo.len, repo.base, dig);
+    br_add_header_token(req, H2O_TOKEN_LOCATION, loc.base, loc.len);
+    br_add_digest_headers(req, &j->stored, 0);
+    br_send(req, 201, NULL, "", 0);
+}
+
 static int handle_put(h2o_req_t *req, const br_match_t *m)
 {
     br_digest_t ref_digest;
@@ -131,45 +180,37 @@ static int handle_put(h2o_req_t *req, const br_match_t *m)
 
     const br_config_rule_t *rule = br_immutable_rule(br_cfg(), m->name);
     const char *glob = is_digest == 1 ? NULL : br_immutable_glob(rule, m->reference);
-    br_manifest_put_t put = {
-        .repo = m->name,
-        .body = body,
+    br_str_t tag = is_digest == 1 ? br_str("", 0) : m->reference;
+    /* The job owns copies of everything the put reads: the request may be
+     * gone before it runs. */
+    put_job_t *j = br_calloc(1, sizeof(*j) + num_refs * sizeof(br_digest_t) + m->name.len + body.len + man.media_type.len +
+                                    tag.len + man.artifact_type.len + man.annotations.len);
+    char *cur = (char *)(j->refs + num_refs);
+    j->io.run = do_put;
+    j->io.done = on_put_done;
+    j->io.destroy = br_io_free;
+    memcpy(j->refs, refs, num_refs * sizeof(br_digest_t));
+    j->has_subject = man.has_subject;
+    if (man.has_subject)
+        j->subject = man.subject.digest;
+    j->rule = rule;
+    j->glob = glob;
+    j->digest = d;
+    j->put = (br_manifest_put_t){
+        .repo = br_io_copy(&cur, m->name),
+        .body = br_io_copy(&cur, body),
         .alg = d.alg,
-        .media_type = man.media_type,
-        .tag = is_digest == 1 ? br_str("", 0) : m->reference,
-        .refs = refs,
+        .media_type = br_io_copy(&cur, man.media_type),
+        .tag = br_io_copy(&cur, tag),
+        .refs = j->refs,
         .num_refs = num_refs,
-        .subject = man.has_subject ? &man.subject.digest : NULL,
-        .artifact_type = man.artifact_type,
-        .annotations = man.annotations,
+        .subject = man.has_subject ? &j->subject : NULL,
+        .artifact_type = br_io_copy(&cur, man.artifact_type),
+        .annotations = br_io_copy(&cur, man.annotations),
         .tag_immutable = glob != NULL,
     };
-    br_digest_t stored;
-    r = br_manifest_put(br_srv.store, &put, &stored);
-    if (r == 0) {
-        br_event_t e = {.action = BR_EVENT_PUSH, .repository = m->name, .digest = &stored, .size = body.len, .manifest = 1,
-                        .media_type = h2o_strdup(&req->pool, man.media_type.base, man.media_type.len).base, .tag = put.tag};
-        br_event_emit(req, &e);
-    }
-    if (r == 0 && man.has_subject) {
-        char sub[BR_DIGEST_MAX + 1];
-        size_t n = br_digest_format(&man.subject.digest, sub);
-        br_add_header(req, "OCI-Subject", sub, n);
-    }
     br_manifest_dispose(&man);
-    if (r == BR_E_DENIED)
-        return send_immutable(req, rule, glob, m->reference, "names another manifest; pushing a different one to it");
-    if (r == BR_E_QUOTA)
-        return br_send_quota_denied(req, m->name, &d, body.len);
-    if (r != 0)
-        return br_send_error(req, r, NULL);
-
-    char dig[BR_DIGEST_MAX + 1];
-    br_digest_format(&stored, dig);
-    h2o_iovec_t loc = br_pool_printf(req, "/v2/%.*s/manifests/%s", (int)m->name.len, m->name.base, dig);
-    br_add_header_token(req, H2O_TOKEN_LOCATION, loc.base, loc.len);
-    br_add_digest_headers(req, &stored, 0);
-    br_send(req, 201, NULL, "", 0);
+    br_io_submit(req, &j->io);
     return 0;
 }
 
@@ -220,6 +261,41 @@ static int handle_get(h2o_req_t *req, const br_match_t *m)
     return 0;
 }
 
+/* A manifest or tag delete on an I/O thread (its index commit syncs). */
+typedef struct st_del_job_t {
+    br_io_job_t io;
+    br_str_t repo, reference; /* in buf */
+    int by_digest, err;
+    br_digest_t digest;
+    keep_tag_t keep; /* its rule is in the job's snapshot */
+    char buf[];
+} del_job_t;
+
+static void do_delete(br_io_job_t *io)
+{
+    del_job_t *j = (del_job_t *)io;
+    j->err = j->by_digest ? br_manifest_delete_unless(br_srv.store, j->repo, &j->digest, j->keep.rule != NULL ? on_keep_tag : NULL,
+                                                      &j->keep)
+                          : br_tag_delete(br_srv.store, j->repo, j->reference);
+}
+
+static void on_delete_done(br_io_job_t *io, h2o_req_t *req)
+{
+    del_job_t *j = (del_job_t *)io;
+    if (j->err == BR_E_DENIED) {
+        send_immutable(req, j->keep.rule, j->keep.glob, br_cstr(j->keep.tag), "deleting the manifest it names");
+        return;
+    }
+    if (j->err != 0) {
+        br_send_error(req, j->err, NULL);
+        return;
+    }
+    br_event_t e = {.action = BR_EVENT_DELETE, .repository = j->repo, .digest = j->by_digest ? &j->digest : NULL, .manifest = 1,
+                    .media_type = "", .tag = j->by_digest ? br_str("", 0) : j->reference};
+    br_event_emit(req, &e);
+    br_send(req, 202, NULL, "", 0);
+}
+
 static int handle_delete(h2o_req_t *req, const br_match_t *m)
 {
     if (!br_cfg()->storage.delete_enabled)
@@ -232,16 +308,17 @@ static int handle_delete(h2o_req_t *req, const br_match_t *m)
     keep_tag_t keep = {br_immutable_rule(br_cfg(), m->name), NULL, ""};
     if (r == 0 && (keep.glob = br_immutable_glob(keep.rule, m->reference)) != NULL)
         return send_immutable(req, keep.rule, keep.glob, m->reference, "deleting it");
-    r = by_digest ? br_manifest_delete_unless(br_srv.store, m->name, &d, keep.rule != NULL ? on_keep_tag : NULL, &keep)
-                  : br_tag_delete(br_srv.store, m->name, m->reference);
-    if (r == BR_E_DENIED)
-        return send_immutable(req, keep.rule, keep.glob, br_cstr(keep.tag), "deleting the manifest it names");
-    if (r != 0)
-        return br_send_error(req, r, NULL);
-    br_event_t e = {.action = BR_EVENT_DELETE, .repository = m->name, .digest = by_digest ? &d : NULL, .manifest = 1,
-                    .media_type = "", .tag = by_digest ? br_str("", 0) : m->reference};
-    br_event_emit(req, &e);
-    br_send(req, 202, NULL, "", 0);
+    del_job_t *j = br_calloc(1, sizeof(*j) + m->name.len + m->reference.len);
+    char *cur = j->buf;
+    j->io.run = do_delete;
+    j->io.done = on_delete_done;
+    j->io.destroy = br_io_free;
+    j->repo = br_io_copy(&cur, m->name);
+    j->reference = br_io_copy(&cur, m->reference);
+    j->by_digest = by_digest;
+    j->digest = d;
+    j->keep = keep;
+    br_io_submit(req, &j->io);
     return 0;
 }
 

@@ -207,10 +207,16 @@ typedef struct st_br_io_job_t {
 void br_io_start(unsigned n);
 void br_io_stop(br_thread_t *threads, size_t n);
 /* Queues j for an I/O thread (loop thread of req). The handler returns and
- * answers in j->done. */
+ * answers in j->done. req NULL: a job nobody waits for (a clean-up); done is
+ * never called. */
 void br_io_submit(h2o_req_t *req, br_io_job_t *j);
 /* On thread t's wake-up: the finished jobs' done and destroy. */
 void br_io_complete(br_thread_t *t);
+/* A destroy for a job that owns nothing but itself: frees it. */
+void br_io_free(br_io_job_t *j);
+/* Copies s to *cursor (a job's own buffer, sized by the caller) and moves
+ * *cursor past it; returns the copy. For packing request data into a job. */
+br_str_t br_io_copy(char **cursor, br_str_t s);
 /* Jobs submitted and not yet finished with (for the metrics). */
 unsigned br_io_jobs(void);
 

@@ -40,6 +40,42 @@ typedef struct st_upload_job_t {
     uint64_t range_len; /* a streamed body's length per Content-Range, or UINT64_MAX */
 } upload_job_t;
 
+/* A session cancel on an I/O thread (it commits to the index). Answers the
+ * request when there is one (DELETE), else nobody waits for it. */
+typedef struct st_cancel_job_t {
+    br_io_job_t io;
+    br_upload_t *up;
+    int err;
+} cancel_job_t;
+
+static void do_cancel(br_io_job_t *io)
+{
+    cancel_job_t *c = (cancel_job_t *)io;
+    c->err = br_upload_cancel(c->up);
+    br_upload_destroy(c->up);
+    c->up = NULL;
+}
+
+static void on_cancel_done(br_io_job_t *io, h2o_req_t *req)
+{
+    cancel_job_t *c = (cancel_job_t *)io;
+    if (c->err != 0)
+        br_send_error(req, c->err, NULL);
+    else
+        br_send(req, 204, NULL, "", 0);
+}
+
+/* Cancels up (taking it) off the loop; req answers when not NULL. */
+static void cancel_upload(h2o_req_t *req, br_upload_t *up)
+{
+    cancel_job_t *c = br_calloc(1, sizeof(*c));
+    c->io.run = do_cancel;
+    c->io.done = on_cancel_done;
+    c->io.destroy = br_io_free;
+    c->up = up;
+    br_io_submit(req, &c->io);
+}
+
 /* Lets go of the session; one this request created (monolithic) goes with it,
  * so an upload that never completed leaves no trace. */
 static void drop_upload(upload_job_t *j)
@@ -47,8 +83,9 @@ static void drop_upload(upload_job_t *j)
     if (j->up == NULL)
         return;
     if (j->op == OP_MONOLITHIC)
-        br_upload_cancel(j->up);
-    br_upload_destroy(j->up);
+        cancel_upload(NULL, j->up);
+    else
+        br_upload_destroy(j->up);
     j->up = NULL;
 }
 
@@ -152,11 +189,6 @@ static void on_commit_done(br_io_job_t *io, h2o_req_t *req)
     }
 }
 
-static void on_commit_destroy(br_io_job_t *io)
-{
-    free(io);
-}
-
 /* Hands the session to an I/O thread for its save or commit; the response
  * follows from there. */
 static void finish_job(upload_job_t *j)
@@ -164,7 +196,7 @@ static void finish_job(upload_job_t *j)
     commit_job_t *c = br_calloc(1, sizeof(*c) + j->name.len);
     c->io.run = do_commit;
     c->io.done = on_commit_done;
-    c->io.destroy = on_commit_destroy;
+    c->io.destroy = br_io_free;
     c->up = j->up;
     j->up = NULL;
     c->op = j->op;
@@ -339,69 +371,146 @@ static int on_may_pull(void *ctx, br_str_t repo)
     return br_may_pull(ctx, repo);
 }
 
-/* Links the blob of ?mount= into m->name; 0, or why not. */
-static int try_mount(const br_match_t *m, h2o_req_t *req, const br_digest_t *d)
+/* What POST .../blobs/uploads/ does to the store, on an I/O thread: a mount
+ * (?mount=), else a new session (both commit to the index). */
+typedef struct st_start_job_t {
+    br_io_job_t io;
+    int mount;         /* try the mount first */
+    int mount_err;     /* its outcome (0: mounted) */
+    int has_from;      /* from names the source (else any repository) */
+    int digest_param;  /* ?digest=: 1 monolithic, 0 none */
+    int err;           /* of br_upload_start */
+    br_digest_t mount_digest, digest;
+    br_upload_t *up;   /* the new session, until done takes it */
+    br_str_t name, from; /* in buf */
+    char buf[];
+} start_job_t;
+
+static void do_start(br_io_job_t *io)
 {
-    br_str_t from;
-    if (br_query_param(req, "from", &from) == 1) {
-        if (!br_name_valid(from))
-            return BR_E_NAME_INVALID;
-        /* with auth on, the router checked pull on from */
-        if (m->auth != NULL && !m->auth->from_allowed)
-            return BR_E_DENIED;
-        return br_blob_mount(br_srv.store, m->name, from, d, NULL);
+    start_job_t *j = (start_job_t *)io;
+    if (j->mount) {
+        j->mount_err = br_blob_mount(br_srv.store, j->name, j->has_from ? j->from : br_str("", 0), &j->mount_digest, NULL);
+        /* A mount the quota refuses is refused: an upload instead would only
+         * be refused at its end, after the client sent every byte. */
+        if (j->mount_err == 0 || j->mount_err == BR_E_QUOTA)
+            return;
     }
-    /* No from: any repository holding the blob, but with auth on only one
-     * the caller may pull, so a mount never reads what a pull could not. */
-    if (m->auth != NULL)
-        return br_blob_mount_any(br_srv.store, m->name, d, on_may_pull, (void *)m, NULL);
-    return br_blob_mount(br_srv.store, m->name, br_str("", 0), d, NULL);
+    if (j->digest_param >= 0)
+        j->err = br_upload_start(br_srv.store, j->name, &j->up);
+}
+
+static void on_start_done(br_io_job_t *io, h2o_req_t *req)
+{
+    start_job_t *j = (start_job_t *)io;
+    /* the request's own copy: the upload job keeps it past this job */
+    br_str_t name = br_str(h2o_strdup(&req->pool, j->name.base, j->name.len).base, j->name.len);
+    if (j->mount && j->mount_err == 0) {
+        br_event_t e = {.action = BR_EVENT_MOUNT, .repository = name, .digest = &j->mount_digest, .from = j->from};
+        br_blob_stat_any(br_srv.store, &j->mount_digest, &e.size);
+        br_event_emit(req, &e);
+        send_created(req, name, &j->mount_digest);
+        return;
+    }
+    if (j->mount && j->mount_err == BR_E_QUOTA) {
+        br_send_quota_denied(req, name, &j->mount_digest, 0);
+        return;
+    }
+    if (j->digest_param < 0) {
+        br_send_error(req, j->digest_param, "invalid digest");
+        return;
+    }
+    if (j->err != 0) {
+        br_send_error(req, j->err, NULL);
+        return;
+    }
+    br_upload_t *up = j->up;
+    j->up = NULL;
+    if (j->digest_param == 1) {
+        /* Monolithic upload: the whole blob in this one request. */
+        start_job(req, name, up, OP_MONOLITHIC, &j->digest, UINT64_MAX);
+        return;
+    }
+    if (has_body(req)) {
+        /* A body without a digest is taken as the first chunk. */
+        start_job(req, name, up, OP_PATCH, NULL, UINT64_MAX);
+        return;
+    }
+    add_upload_headers(req, name, up);
+    br_add_header(req, "OCI-Chunk-Min-Length", CHUNK_MIN_LENGTH, strlen(CHUNK_MIN_LENGTH));
+    br_upload_destroy(up);
+    br_send(req, 202, NULL, "", 0);
+}
+
+static void on_start_destroy(br_io_job_t *io)
+{
+    start_job_t *j = (start_job_t *)io;
+    /* The request went away before it got its session: a monolithic one
+     * leaves no trace; a plain one is the client's to resume (it never learnt
+     * the uuid, so the purge removes it). */
+    if (j->up != NULL) {
+        if (j->digest_param == 1) {
+            cancel_upload(NULL, j->up);
+        } else {
+            br_upload_destroy(j->up);
+        }
+    }
+    free(j);
 }
 
 int br_handle_upload_start(h2o_req_t *req, const br_match_t *m)
 {
-    br_store_t *st = br_srv.store;
-    br_digest_t d;
-    int r, err = 0;
+    br_digest_t d, md;
+    br_str_t from = {NULL, 0};
+    int r, mount, has_from = 0;
+    memset(&md, 0, sizeof(md));
 
     /* Cross-repository mount: 201 when the blob can be linked, else fall back
      * to an ordinary upload session (202), as the spec asks. */
-    if ((r = query_digest(req, "mount", &d)) < 0)
-        return br_send_error(req, r, "invalid mount digest");
-    /* A mount the quota refuses is refused: an upload instead would only be
-     * refused at its end, after the client sent every byte. */
-    if (r == 1 && (err = try_mount(m, req, &d)) == BR_E_QUOTA)
-        return br_send_quota_denied(req, m->name, &d, 0);
-    if (r == 1 && err == 0) {
-        br_event_t e = {.action = BR_EVENT_MOUNT, .repository = m->name, .digest = &d};
-        br_str_t from;
-        if (br_query_param(req, "from", &from) == 1)
-            e.from = from;
-        br_blob_stat_any(br_srv.store, &d, &e.size);
-        br_event_emit(req, &e);
-        send_created(req, m->name, &d);
-        return 0;
-    }
-
-    br_upload_t *up;
-    if ((r = query_digest(req, "digest", &d)) < 0)
+    if ((mount = query_digest(req, "mount", &md)) < 0)
+        return br_send_error(req, mount, "invalid mount digest");
+    if ((r = query_digest(req, "digest", &d)) < 0 && mount == 0)
         return br_send_error(req, r, "invalid digest");
-    if ((err = br_upload_start(st, m->name, &up)) != 0)
-        return br_send_error(req, err, NULL);
-    if (r == 1) {
-        /* Monolithic upload: the whole blob in this one request. */
-        start_job(req, m->name, up, OP_MONOLITHIC, &d, UINT64_MAX);
-        return 0;
+    if (mount == 1) {
+        if (br_query_param(req, "from", &from) == 1) {
+            has_from = 1;
+            /* with auth on, the router checked pull on from */
+            if (!br_name_valid(from) || (m->auth != NULL && !m->auth->from_allowed))
+                mount = 0;
+        } else if (m->auth != NULL) {
+            /* No from, auth on: any repository holding the blob that the
+             * caller may pull, so a mount never reads what a pull could not.
+             * The choice reads the request's grants (in its pool), so it runs
+             * here, on the loop, not on an I/O thread. */
+            int err = br_blob_mount_any(br_srv.store, m->name, &md, on_may_pull, (void *)m, NULL);
+            if (err == BR_E_QUOTA)
+                return br_send_quota_denied(req, m->name, &md, 0);
+            if (err == 0) {
+                br_event_t e = {.action = BR_EVENT_MOUNT, .repository = m->name, .digest = &md};
+                br_blob_stat_any(br_srv.store, &md, &e.size);
+                br_event_emit(req, &e);
+                send_created(req, m->name, &md);
+                return 0;
+            }
+            mount = 0;
+        }
     }
-    if (has_body(req)) {
-        /* A body without a digest is taken as the first chunk. */
-        start_job(req, m->name, up, OP_PATCH, NULL, UINT64_MAX);
-        return 0;
-    }
-    add_upload_headers(req, m->name, up);
-    br_add_header(req, "OCI-Chunk-Min-Length", CHUNK_MIN_LENGTH, strlen(CHUNK_MIN_LENGTH));
-    br_upload_destroy(up);
-    br_send(req, 202, NULL, "", 0);
+    if (r < 0 && mount == 0)
+        return br_send_error(req, r, "invalid digest");
+    start_job_t *j = br_calloc(1, sizeof(*j) + m->name.len + from.len);
+    char *cur = j->buf;
+    j->io.run = do_start;
+    j->io.done = on_start_done;
+    j->io.destroy = on_start_destroy;
+    j->mount = mount == 1;
+    j->mount_digest = md;
+    j->has_from = has_from;
+    j->digest_param = r;
+    if (r == 1)
+        j->digest = d;
+    j->name = br_io_copy(&cur, m->name);
+    j->from = br_io_copy(&cur, from);
+    br_io_submit(req, &j->io);
     return 0;
 }
 
@@ -414,11 +523,7 @@ int br_handle_upload(h2o_req_t *req, const br_match_t *m)
     if (h2o_memis(req->method.base, req->method.len, H2O_STRLIT("DELETE"))) {
         if ((err = br_upload_resume(st, m->name, m->reference, &up)) != 0)
             return br_send_error(req, err, NULL);
-        err = br_upload_cancel(up);
-        br_upload_destroy(up);
-        if (err != 0)
-            return br_send_error(req, err, NULL);
-        br_send(req, 204, NULL, "", 0);
+        cancel_upload(req, up);
         return 0;
     }
 

@@ -49,3 +49,4 @@ TESTS += tests/server/events.sh
 EXTRA_DIST += tests/server/webhook_receiver.py
 TESTS += tests/server/scrub.sh
 TESTS += tests/server/drain.sh
+TESTS += tests/server/iopool.sh

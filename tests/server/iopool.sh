@@ -1,0 +1,290 @@
+#!/usr/bin/env bash
+# No sync on an event-loop thread (issue #10): every fsync of a commit runs on
+# berth's I/O threads. An LD_PRELOAD shim makes fsync/fdatasync/msync of files
+# under the store sleep (while an "armed" file exists) and records how many
+# callers sleep at once. With one event-loop thread:
+#   - a manifest GET sent while a blob commit is held in its fsync is answered
+#     BEFORE the commit's 201 (the loop does not wait for the disk); the same
+#     for a manifest PUT and a DELETE held in their syncs;
+#   - two commits sent on that one loop sleep in fsync at the same time;
+#   - a client that goes away while its commit is held: no crash, no leak
+#     (sanitizer build), berth fsck finds the store consistent;
+#   - kill -9 while several commits are held: every acknowledged blob is
+#     there after a restart, each held one is absent or whole, fsck is clean.
+# Order, not durations: the shim's sleep only has to outlast a GET.
+. "$top_srcdir/tests/lib.sh"
+
+command -v "${CC:-cc}" >/dev/null || skip_all "no C compiler for the fsync shim"
+cat >"$BR_TMP/shim.c" <<'C'
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <pthread.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/mman.h>
+
+static int cur, max_seen;
+
+/* "<sleeping now> <most at once> <path of the newest sleeper>" into
+ * $SHIM_STATE, rewritten on each change */
+static char last[4096] = "-";
+static void note(int delta, const char *path_held)
+{
+    if (path_held != NULL)
+        snprintf(last, sizeof(last), "%s", path_held);
+    static char buf[4200];
+    int c = __atomic_add_fetch(&cur, delta, __ATOMIC_SEQ_CST);
+    int m = __atomic_load_n(&max_seen, __ATOMIC_SEQ_CST);
+    while (c > m && !__atomic_compare_exchange_n(&max_seen, &m, c, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
+        ;
+    const char *path = getenv("SHIM_STATE");
+    if (path == NULL)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.%d.%lx", path, getpid(), (unsigned long)pthread_self());
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd == -1)
+        return;
+    int n = snprintf(buf, sizeof(buf), "%d %d %.4000s\n", __atomic_load_n(&cur, __ATOMIC_SEQ_CST),
+                     __atomic_load_n(&max_seen, __ATOMIC_SEQ_CST), last);
+    if (write(fd, buf, n) != n) {
+    }
+    close(fd);
+    rename(tmp, path);
+}
+
+static void hold(int fd)
+{
+    const char *root = getenv("SHIM_ROOT"), *armed = getenv("SHIM_ARMED");
+    if (root == NULL || armed == NULL || access(armed, F_OK) != 0)
+        return;
+    char target[4096] = "msync";
+    if (fd >= 0) {
+        char link[64];
+        snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+        ssize_t n = readlink(link, target, sizeof(target) - 1);
+        if (n <= 0)
+            return;
+        target[n] = '\0';
+        if (strncmp(target, root, strlen(root)) != 0)
+            return;
+    }
+    note(1, target);
+    usleep((useconds_t)atoi(getenv("SHIM_MS") ? getenv("SHIM_MS") : "2000") * 1000);
+    note(-1, NULL);
+}
+
+/* fsync and fdatasync: held, then the real one */
+#define HOLD_FD(name)                                                                                                          \
+    int name(int fd)                                                                                                           \
+    {                                                                                                                          \
+        static int (*real)(int);                                                                                               \
+        if (real == NULL)                                                                                                      \
+            real = (int (*)(int))dlsym(RTLD_NEXT, #name);                                                                      \
+        hold(fd);                                                                                                              \
+        return real(fd);                                                                                                       \
+    }
+HOLD_FD(fsync)
+HOLD_FD(fdatasync)
+
+int msync(void *addr, size_t len, int flags)
+{
+    static int (*real)(void *, size_t, int);
+    if (real == NULL)
+        real = (int (*)(void *, size_t, int))dlsym(RTLD_NEXT, "msync");
+    hold(-1);
+    return real(addr, len, flags);
+}
+C
+if ! "${CC:-cc}" -shared -fPIC -O1 -o "$BR_TMP/shim.so" "$BR_TMP/shim.c" -ldl -lpthread 2>"$BR_TMP/cc.log"; then
+    sed 's/^/# /' "$BR_TMP/cc.log"
+    skip_all "the fsync shim does not build"
+fi
+
+BR_ROOT=$BR_TMP/store
+mkdir -p "$BR_ROOT"
+export SHIM_ROOT=$(cd "$BR_ROOT" && pwd -P) SHIM_ARMED=$BR_TMP/armed SHIM_STATE=$BR_TMP/state
+export BERTH_THREADS=1 SHIM_MS=1000
+[ -n "${BR_SANITIZED:-}" ] && SHIM_MS=2000
+export LD_PRELOAD=$BR_TMP/shim.so
+[ -n "${BR_SANITIZED:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+br_start || exit 1
+unset LD_PRELOAD # for curl, python and fsck
+
+arm() { : >"$SHIM_ARMED"; }
+disarm() { rm -f "$SHIM_ARMED"; }
+# sleepers: how many callers sleep in the shim now; most: the most at once
+sleepers() { cut -d' ' -f1 "$SHIM_STATE" 2>/dev/null || echo 0; }
+most() { cut -d' ' -f2 "$SHIM_STATE" 2>/dev/null || echo 0; }
+# wait_sleepers N [GLOB]: until at least N callers sleep in the shim, the
+# newest on a path matching GLOB (up to 60 s)
+wait_sleepers() {
+    local i
+    for i in $(seq 1 600); do
+        # shellcheck disable=SC2053
+        [ "$(sleepers)" -ge "$1" ] && [[ "$(cut -d' ' -f3- "$SHIM_STATE" 2>/dev/null)" == ${2:-*} ]] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+wait_quiet() {
+    local i
+    for i in $(seq 1 600); do
+        [ "$(sleepers)" -eq 0 ] && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+mkblob() { head -c "$2" /dev/urandom >"$BR_TMP/$1"; echo "sha256:$(sha256_of "$BR_TMP/$1")"; }
+# push FILE DIGEST: monolithic POST; prints the status
+push() {
+    curl -s -o /dev/null -w '%{http_code}' -X POST -H 'Content-Type: application/octet-stream' --data-binary "@$BR_TMP/$1" \
+        "$BR_URL/v2/io/r/blobs/uploads/?digest=$2"
+}
+
+# A manifest to GET while commits are held.
+cfgd=$(mkblob cfg 100)
+is "$(push cfg "$cfgd")" 201 "config blob pushed"
+man='{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"'$cfgd'","size":100},"layers":[]}'
+printf '%s' "$man" >"$BR_TMP/man"
+is "$(curl -s -o /dev/null -w '%{http_code}' -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
+    --data-binary "@$BR_TMP/man" "$BR_URL/v2/io/r/manifests/v1")" 201 "manifest pushed"
+
+# log_order ID...: the given request ids (X-Request-Id) in the order berth
+# logged their requests as answered (waits up to 30 s for all of them)
+log_order() {
+    local i id all
+    for i in $(seq 1 300); do
+        all=1
+        for id; do grep -q " $id\$" "$BR_TMP/server.log" || all=0; done
+        [ $all = 1 ] && break
+        sleep 0.1
+    done
+    grep -oE " ($(IFS='|'; echo "$*"))\$" "$BR_TMP/server.log" | tr -d ' ' | tr '\n' ' '
+}
+# probe ID: a manifest GET (the reader that must not wait for a commit)
+probe() {
+    curl -s -o /dev/null -w '%{http_code}' --max-time 120 -H "X-Request-Id: $1" "$BR_URL/v2/io/r/manifests/v1"
+}
+
+# 1. A GET is answered while a blob commit waits for the disk.
+d1=$(mkblob b1 300000)
+arm
+(curl -s -o /dev/null -X POST -H 'Content-Type: application/octet-stream' -H 'X-Request-Id: io-w-1' \
+    --data-binary "@$BR_TMP/b1" "$BR_URL/v2/io/r/blobs/uploads/?digest=$d1") &
+wp=$!
+ok "the commit reaches its fsync" wait_sleepers 1 "$SHIM_ROOT/uploads/*"
+is "$(probe io-r-1)" 200 "the manifest GET is answered"
+is "$(log_order io-w-1 io-r-1)" "io-r-1 io-w-1 " "the manifest GET is answered before the blob commit held in fsync"
+wait $wp
+wait_quiet
+
+# 2. Two commits sent on the one loop thread sleep in fsync at once.
+d2=$(mkblob b2 200000)
+d3=$(mkblob b3 200000)
+rm -f "$SHIM_STATE"
+(push b2 "$d2" >"$BR_TMP/st2") &
+p2=$!
+(push b3 "$d3" >"$BR_TMP/st3") &
+p3=$!
+wait $p2 $p3
+is "$(cat "$BR_TMP/st2") $(cat "$BR_TMP/st3")" "201 201" "both concurrent commits succeed"
+ok "two commits of one loop thread were in fsync at once (most: $(most))" test "$(most)" -ge 2
+wait_quiet
+
+# 3. A manifest PUT and a manifest DELETE held in their syncs do not hold up
+# a GET.
+(curl -s -o /dev/null -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' -H 'X-Request-Id: io-w-2' \
+    --data-binary "@$BR_TMP/man" "$BR_URL/v2/io/r/manifests/v2") &
+wp=$!
+ok "the manifest put reaches its sync" wait_sleepers 1
+is "$(probe io-r-2)" 200 "the manifest GET is answered"
+is "$(log_order io-w-2 io-r-2)" "io-r-2 io-w-2 " "the manifest GET is answered before a manifest PUT held in its sync"
+wait $wp
+wait_quiet
+(curl -s -o /dev/null -X DELETE -H 'X-Request-Id: io-w-3' "$BR_URL/v2/io/r/manifests/v2") &
+wp=$!
+ok "the manifest delete reaches its sync" wait_sleepers 1
+is "$(probe io-r-3)" 200 "the manifest GET is answered"
+is "$(log_order io-w-3 io-r-3)" "io-r-3 io-w-3 " "the manifest GET is answered before a manifest DELETE held in its sync"
+wait $wp
+wait_quiet
+
+# 4. Clients that go away while their commit is held.
+cat >"$BR_TMP/gone.py" <<'PY'
+import socket, struct, sys, time
+port, method, path, f, state = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+body = open(f, "rb").read()
+open(state, "w").write("0 0 -\n")
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+           % (method, path, len(body))).encode() + body)
+for _ in range(600):  # until the commit sleeps in the shim
+    try:
+        if int(open(state).read().split()[0]) >= 1:
+            break
+    except (OSError, ValueError, IndexError):
+        pass
+    time.sleep(0.1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()  # a reset
+PY
+d4=$(mkblob b4 150000)
+rm -f "$SHIM_STATE"
+python3 "$BR_TMP/gone.py" "$BR_PORT" POST "/v2/io/r/blobs/uploads/?digest=$d4" "$BR_TMP/b4" "$SHIM_STATE"
+wait_quiet
+# and a PATCH whose client goes away during the save
+http POST /v2/io/r/blobs/uploads/ >/dev/null
+loc=$(header Location)
+python3 "$BR_TMP/gone.py" "$BR_PORT" PATCH "${loc#"$BR_URL"}" "$BR_TMP/b4" "$SHIM_STATE"
+ok "the held commits finish" wait_quiet
+disarm
+st=$(curl -s -o "$BR_TMP/got4" -w '%{http_code}' "$BR_URL/v2/io/r/blobs/$d4")
+ok "the server still answers, and the reset client's blob is whole or absent ($st)" \
+    test "$st" = 404 -o \( "$st" = 200 -a "$(sha256_of "$BR_TMP/got4")" = "${d4#sha256:}" \)
+st=$(curl -s -o /dev/null -w "%{http_code}" "$BR_URL${loc#"$BR_URL"}")
+is "$st" 204 "the session of the PATCH whose client went away is there"
+ok "berth stops cleanly (no leak)" br_stop
+no_sanitizer_report "$BR_TMP/server.log"
+ok "berth fsck: the store is consistent" "$BERTH" fsck --root "$BR_ROOT"
+
+# 5. kill -9 while several commits are held in the pool.
+export LD_PRELOAD=$BR_TMP/shim.so
+br_start || exit 1
+unset LD_PRELOAD
+acked=$(mkblob acked 120000)
+is "$(push acked "$acked")" 201 "a blob is acknowledged before the crash"
+rm -f "$SHIM_STATE"
+arm
+held=() hp=()
+for i in 1 2 3 4; do
+    held+=("$(mkblob h$i 180000)")
+    (push h$i "${held[$((i - 1))]}" >/dev/null) &
+    hp+=($!)
+done
+ok "several commits are held at once" wait_sleepers 2
+br_kill9
+wait "${hp[@]}" 2>/dev/null
+disarm
+br_start || exit 1
+st=$(curl -s -o "$BR_TMP/gota" -w '%{http_code}' "$BR_URL/v2/io/r/blobs/$acked")
+ok "the acknowledged blob survived kill -9" test "$st" = 200 -a "$(sha256_of "$BR_TMP/gota")" = "${acked#sha256:}"
+bad=0
+for d in "${held[@]}"; do
+    st=$(curl -s -o "$BR_TMP/goth" -w '%{http_code}' "$BR_URL/v2/io/r/blobs/$d")
+    if [ "$st" = 200 ] && [ "sha256:$(sha256_of "$BR_TMP/goth")" = "$d" ]; then
+        :
+    elif [ "$st" != 404 ]; then
+        bad=$((bad + 1))
+        diag "held blob $d: $st"
+    fi
+done
+is "$bad" 0 "each blob held at the crash is absent or whole"
+br_stop
+ok "berth fsck after kill -9: the store is consistent" "$BERTH" fsck --root "$BR_ROOT"
+
+done_testing
