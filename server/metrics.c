@@ -414,6 +414,8 @@ static int handle_metrics(h2o_req_t *req)
     br_buf_printf(&b, "berth_start_time_seconds %.3f\n", (double)br_srv.started_at_ms / 1000.0);
     header(&b, "berth_threads", "gauge", "Event-loop threads.");
     br_buf_printf(&b, "berth_threads %zu\n", num_mthreads);
+    header(&b, "berth_io_jobs", "gauge", "Store writes handed to the I/O threads and not yet answered (queued or running).");
+    br_buf_printf(&b, "berth_io_jobs %u\n", br_io_jobs());
     render_requests(&b);
     render_store(&b);
     render_gc(&b);

@@ -2,14 +2,19 @@
  * Blob uploads: POST /v2/<name>/blobs/uploads/ (start, monolithic, mount) and
  * GET / PATCH / PUT / DELETE /v2/<name>/blobs/uploads/<uuid>.
  *
- * With berth's patched h2o (server/h2o/0002) an HTTP/1 upload body is taken
+ * With berth's patched h2o (server/h2o/0002, 0004) an upload body is taken
  * in pieces as it arrives: each piece is written and hashed, then h2o reads
  * more (back-pressure: nothing more is read while a piece is being written), so
  * receiving, hashing and writing overlap and memory stays flat.
  *
- * Otherwise (Debian's h2o 2.2.5, and HTTP/2) h2o hands the handler the whole
- * body at once (in RAM, or above 32 MiB in a mapped spill file under
- * <root>/tmp). A layer body can be gigabytes, so it is written and hashed in
+ * Everything that waits for the disk (the session's start, save, commit and
+ * cancel, and mounts) runs on the I/O threads (iopool.c); the loop answers
+ * when the job comes back.
+ *
+ * Otherwise (Debian's h2o 2.2.5; in the patched build, an HTTP/1 request
+ * with an Upgrade header, which patch 0002 leaves to h2o's buffering) h2o
+ * hands the handler the whole body at once (in RAM, or above 32 MiB in a
+ * mapped spill file under <root>/tmp). A layer body can be gigabytes, so it is written and hashed in
  * BR_SLICE_SIZE steps, one per loop iteration (br_defer), and the pages
  * already written are released from the mapping as we go. The body is never
  * handed to another thread: HTTP/2 frees it when the stream is reset, which

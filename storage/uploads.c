@@ -4,8 +4,9 @@
  *
  * Durability is staged. write() only appends and hashes; every few MiB it
  * starts writeback (sync_file_range WRITE, which does not wait) so that the
- * fdatasync in save/commit finds little left to do: these run on an event-loop
- * thread and must not stall it for seconds behind a gigabyte of dirty pages.
+ * fdatasync in save/commit finds little left to do: the server runs these on
+ * its I/O threads, where a commit held for seconds behind a gigabyte of dirty
+ * pages would occupy one of them for that long.
  * save() fdatasyncs and then records size + hash state; the record is the
  * truth on restart, and a longer file (written after the last save) is cut
  * back on resume, so file and hash state always agree.

@@ -102,6 +102,7 @@ is "$(val berth_store_tags)" 3 "store: 3 tags"
 is "$(val berth_store_upload_sessions)" 1 "store: 1 upload session open"
 is "$(val berth_http_uploads_in_flight)" 0 "no upload request in flight"
 is "$(val berth_threads)" 2 "2 threads"
+is "$(val berth_io_jobs)" 0 "no store write queued for the I/O threads"
 ok "event-loop lag for each thread" test -n "$(val 'berth_event_loop_lag_seconds{thread="0"}')" -a -n "$(val 'berth_event_loop_lag_seconds{thread="1"}')"
 version=$("$BERTH" version | cut -d' ' -f2)
 like "$(grep '^berth_build_info' "$BR_TMP/m.txt")" "^berth_build_info\\{version=\"$version\",h2o=\"[^\"]+\",openssl=\"[^\"]+\"\\} 1\$" "build info names the version"
