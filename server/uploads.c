@@ -171,7 +171,11 @@ static void do_commit(br_io_job_t *io)
     c->size = c->op == OP_PATCH ? br_upload_size(c->up) : c->size;
     /* The session is released before the response goes out: a client may send
      * its next request (the final PUT) the moment it sees this one's answer,
-     * possibly to another thread, and must not find the upload busy. */
+     * possibly to another thread, and must not find the upload busy. A
+     * session refused by a quota stays for a retry, unless this request made
+     * it (monolithic): then nobody knows where it is. */
+    if (c->err == BR_E_QUOTA && c->op == OP_MONOLITHIC)
+        br_upload_cancel(c->up);
     br_upload_destroy(c->up);
     c->up = NULL;
 }

@@ -53,7 +53,8 @@ chunked_code() {
     loc=$(start_upload "$1") || return 1
     [ "$(http PATCH "$loc" --data-binary @"$2" -H "$OCT")" = 202 ] || return 1
     loc=$(header Location | loc_path)
-    http PUT "$(with_query "$loc" "digest=$(sha256d "$2")")"
+    with_query "$loc" "digest=$(sha256d "$2")" >"$BR_TMP/lastput"
+    http PUT "$(cat "$BR_TMP/lastput")"
 }
 # reload — berth reload, then wait for the server to log that it reloaded
 reload() {
@@ -76,9 +77,11 @@ is "$(du_quota 'team/**')" 'quota "team/**": 1000 bytes used of 3000 (33.3%)' "b
 is "$(chunked_code team/a "$BR_TMP/B")" 201 "team/a: push B (1500 bytes): 2500 of 3000"
 is "$(chunked_code team/b "$BR_TMP/C")" 403 "team/b: push C (1000 bytes): 403, over the quota"
 denied "upload over the quota" '^quota "team/\*\*" exceeded: 2\.4 KiB used of 2\.9 KiB, this needs 1000 bytes more$'
+cp "$BR_TMP/lastput" "$BR_TMP/refused-put"
 is "$(http HEAD "/v2/team/b/blobs/$(sha256d "$BR_TMP/C")")" 404 "... and C is not in team/b"
 is "$(push_code team/c "$BR_TMP/C")" 403 "monolithic POST over the quota: 403"
 denied "monolithic upload" '^quota "team/\*\*" exceeded'
+is "$(find "$BR_ROOT/uploads" -type f | wc -l)" 1 "... its session went with it (only the retryable chunked one stays)"
 is "$(push_code team/b "$BR_TMP/A")" 201 "team/b: A pushed again (linked there already): accepted"
 is "$(push_code team/b "$BR_TMP/B")" 201 "team/b: B (new to team/b, already in team/a): accepted, no new bytes for the scope"
 is "$(du_quota 'team/**')" 'quota "team/**": 2500 bytes used of 3000 (83.3%)' "berth du: 2500 bytes, A and B once each"
@@ -113,7 +116,8 @@ is "$("$BERTH" du -c "$CONF" | grep '^global quota:')" "global quota: 3500 bytes
 conf 10000
 ok "berth reload: the server reloads" reload
 is "$(put_manifest team/a v1 "$BR_TMP/M" "$OCI_MANIFEST")" 201 "after raising team/** to 10000: the manifest PUT passes"
-is "$(chunked_code team/b "$BR_TMP/C")" 201 "... and so does C into team/b"
+is "$(http PUT "$(cat "$BR_TMP/refused-put")")" 201 "... and so does the closing PUT of C's refused upload into team/b, retried (the session stayed)"
+is "$(http HEAD "/v2/team/b/blobs/$(sha256d "$BR_TMP/C")")" 200 "... C is in team/b now"
 used=$((2500 + msize + 1000))
 is "$(du_quota 'team/**')" "quota \"team/**\": $used bytes used of 10000 ($(awk "BEGIN{printf \"%.1f\", $used / 100}")%)" "berth du: $used bytes of 10000"
 blob E 6000
