@@ -10,7 +10,8 @@
 #   - a client that goes away while its commit is held: no crash, no leak
 #     (sanitizer build), berth fsck finds the store consistent;
 #   - kill -9 while several commits are held: every acknowledged blob is
-#     there after a restart, each held one is absent or whole, fsck is clean.
+#     there after a restart, each held one is absent or whole, fsck is clean;
+#   - SIGTERM while a commit is held: answered 201 before berth exits 0.
 # Order, not durations: the shim's sleep only has to outlast a GET.
 . "$top_srcdir/tests/lib.sh"
 
@@ -286,5 +287,29 @@ done
 is "$bad" 0 "each blob held at the crash is absent or whole"
 br_stop
 ok "berth fsck after kill -9: the store is consistent" "$BERTH" fsck --root "$BR_ROOT"
+
+# 6. SIGTERM while a commit is held: the drain waits for the I/O thread, the
+# client gets its 201, berth exits 0, and the blob is there after a restart.
+export LD_PRELOAD=$BR_TMP/shim.so
+br_start || exit 1
+unset LD_PRELOAD
+d6=$(mkblob b6 160000)
+rm -f "$SHIM_STATE"
+arm
+(push b6 "$d6" >"$BR_TMP/st6") &
+wp=$!
+ok "the commit reaches its fsync" wait_sleepers 1 "$SHIM_ROOT/uploads/*"
+kill -TERM "$BR_PID"
+wait $wp
+is "$(cat "$BR_TMP/st6")" 201 "the commit held at SIGTERM is answered 201"
+rc=0
+wait "$BR_PID" || rc=$?
+BR_PID=""
+is "$rc" 0 "berth exits 0 after draining it"
+disarm
+br_start || exit 1
+st=$(curl -s -o "$BR_TMP/got6" -w '%{http_code}' "$BR_URL/v2/io/r/blobs/$d6")
+ok "and the blob is there after a restart" test "$st" = 200 -a "$(sha256_of "$BR_TMP/got6")" = "${d6#sha256:}"
+no_sanitizer_report "$BR_TMP/server.log"
 
 done_testing
