@@ -489,7 +489,7 @@ void br_metrics_upload_in_flight(int delta);
 void br_metrics_gc_run(int err, const br_gc_stats_t *st);
 
 /* Upload sessions abandoned longer than the configured age are purged
- * periodically by thread 0 (uploads.c). */
+ * periodically: thread 0 hands the purge to an I/O thread (uploads.c). */
 void br_uploads_maybe_purge(void);
 
 /* Request bodies whose buffer would reach this size move from the heap to a

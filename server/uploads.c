@@ -562,6 +562,22 @@ int br_handle_upload(h2o_req_t *req, const br_match_t *m)
     return 0;
 }
 
+/* The purge of abandoned sessions, on an I/O thread (it commits to the
+ * index); nobody waits for it. */
+typedef struct st_purge_job_t {
+    br_io_job_t io;
+    uint64_t age_s;
+} purge_job_t;
+
+static void do_purge(br_io_job_t *io)
+{
+    int n = br_upload_purge(br_srv.store, ((purge_job_t *)io)->age_s);
+    if (n > 0)
+        br_info("purged %d abandoned upload%s", n, n == 1 ? "" : "s");
+    else if (n < 0)
+        br_warn("purging abandoned uploads: %s", br_strerror(n));
+}
+
 void br_uploads_maybe_purge(void)
 {
     static uint64_t next_ms;
@@ -569,9 +585,9 @@ void br_uploads_maybe_purge(void)
     if (now < next_ms)
         return;
     next_ms = now + 60 * 1000;
-    int n = br_upload_purge(br_srv.store, br_cfg()->storage.upload_purge_age_s);
-    if (n > 0)
-        br_info("purged %d abandoned upload%s", n, n == 1 ? "" : "s");
-    else if (n < 0)
-        br_warn("purging abandoned uploads: %s", br_strerror(n));
+    purge_job_t *j = br_calloc(1, sizeof(*j));
+    j->io.run = do_purge;
+    j->io.destroy = br_io_free;
+    j->age_s = br_cfg()->storage.upload_purge_age_s;
+    br_io_submit(NULL, &j->io);
 }
