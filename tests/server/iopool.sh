@@ -7,7 +7,8 @@
 #     BEFORE the commit's 201 (the loop does not wait for the disk); the same
 #     for a manifest PUT and a DELETE held in their syncs;
 #   - two commits sent on that one loop sleep in fsync at the same time;
-#   - a client that goes away while its commit is held: no crash, no leak
+#   - a client that goes away (reset over HTTP/1, RST_STREAM over HTTP/2)
+#     while its commit is held: no crash, no leak
 #     (sanitizer build), berth fsck finds the store consistent;
 #   - kill -9 while several commits are held: every acknowledged blob is
 #     there after a restart, each held one is absent or whole, fsck is clean;
@@ -242,8 +243,45 @@ wait_quiet
 http POST /v2/io/r/blobs/uploads/ >/dev/null
 loc=$(header Location)
 python3 "$BR_TMP/gone.py" "$BR_PORT" PATCH "${loc#"$BR_URL"}" "$BR_TMP/b4" "$SHIM_STATE"
+wait_quiet
+# and HTTP/2 streams reset (RST_STREAM) while held: one in the session's
+# start, one in its commit (the newest sleeper in the upload's own file)
+cat >"$BR_TMP/rst.py" <<'PY'
+import sys, time
+from robust_lib import H2Conn, frame, hpack_block, rst, HEADERS, END_HEADERS
+port, path, f, state, match = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]
+body = open(f, "rb").read()
+open(state, "w").write("0 0 -\n")
+c = H2Conn(port)
+c.send(frame(HEADERS, END_HEADERS, 1, hpack_block("POST", path, extra=[("content-type", "application/octet-stream"),
+                                                                       ("content-length", str(len(body)))])))
+c.send_data(1, body)
+for _ in range(600):
+    try:
+        f = open(state).read().split(" ", 2)
+        if int(f[0]) >= 1 and f[2].startswith(match):
+            break
+    except (OSError, ValueError, IndexError):
+        pass
+    time.sleep(0.1)
+c.send(rst(1))
+time.sleep(0.5)
+c.close()
+PY
+d5=$(mkblob b5 140000)
+d7=$(mkblob b7 140000)
+PYTHONPATH="$top_srcdir/tests/server" PYTHONDONTWRITEBYTECODE=1 python3 "$BR_TMP/rst.py" "$BR_PORT" \
+    "/v2/io/r/blobs/uploads/?digest=$d5" "$BR_TMP/b5" "$SHIM_STATE" ""
+wait_quiet
+PYTHONPATH="$top_srcdir/tests/server" PYTHONDONTWRITEBYTECODE=1 python3 "$BR_TMP/rst.py" "$BR_PORT" \
+    "/v2/io/r/blobs/uploads/?digest=$d7" "$BR_TMP/b7" "$SHIM_STATE" "$SHIM_ROOT/uploads/"
 ok "the held commits finish" wait_quiet
 disarm
+for d in "$d5" "$d7"; do
+    st=$(curl -s -o "$BR_TMP/got5" -w '%{http_code}' "$BR_URL/v2/io/r/blobs/$d")
+    ok "the reset HTTP/2 stream's blob is whole or absent ($st)" \
+        test "$st" = 404 -o \( "$st" = 200 -a "$(sha256_of "$BR_TMP/got5")" = "${d#sha256:}" \)
+done
 st=$(curl -s -o "$BR_TMP/got4" -w '%{http_code}' "$BR_URL/v2/io/r/blobs/$d4")
 ok "the server still answers, and the reset client's blob is whole or absent ($st)" \
     test "$st" = 404 -o \( "$st" = 200 -a "$(sha256_of "$BR_TMP/got4")" = "${d4#sha256:}" \)
