@@ -78,7 +78,7 @@ is "$(chunked_code team/a "$BR_TMP/B")" 201 "team/a: push B (1500 bytes): 2500 o
 is "$(chunked_code team/b "$BR_TMP/C")" 403 "team/b: push C (1000 bytes): 403, over the quota"
 denied "upload over the quota" '^quota "team/\*\*" exceeded: 2\.4 KiB used of 2\.9 KiB, this needs 1000 bytes more$'
 cp "$BR_TMP/lastput" "$BR_TMP/refused-put"
-is "$(http HEAD "/v2/team/b/blobs/$(sha256d "$BR_TMP/C")")" 404 "... and C is not in team/b"
+is "$(http HEAD "/v2/team/b/blobs/$(sha256d "$BR_TMP/C")" -I)" 404 "... and C is not in team/b"
 is "$(push_code team/c "$BR_TMP/C")" 403 "monolithic POST over the quota: 403"
 denied "monolithic upload" '^quota "team/\*\*" exceeded'
 is "$(find "$BR_ROOT/uploads" -type f | wc -l)" 1 "... its session went with it (only the retryable chunked one stays)"
@@ -117,7 +117,7 @@ conf 10000
 ok "berth reload: the server reloads" reload
 is "$(put_manifest team/a v1 "$BR_TMP/M" "$OCI_MANIFEST")" 201 "after raising team/** to 10000: the manifest PUT passes"
 is "$(http PUT "$(cat "$BR_TMP/refused-put")")" 201 "... and so does the closing PUT of C's refused upload into team/b, retried (the session stayed)"
-is "$(http HEAD "/v2/team/b/blobs/$(sha256d "$BR_TMP/C")")" 200 "... C is in team/b now"
+is "$(http HEAD "/v2/team/b/blobs/$(sha256d "$BR_TMP/C")" -I)" 200 "... C is in team/b now"
 used=$((2500 + msize + 1000))
 is "$(du_quota 'team/**')" "quota \"team/**\": $used bytes used of 10000 ($(awk "BEGIN{printf \"%.1f\", $used / 100}")%)" "berth du: $used bytes of 10000"
 blob E 6000

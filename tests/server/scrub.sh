@@ -44,7 +44,7 @@ file="$BR_ROOT/blobs/sha256/${L:7:2}/${L:7}"
 printf 'THE LAYER THE DISK WILL DAMAGE' >"$file"
 is "$(until_404 "$L")" 404 "the scrub quarantines the corrupted layer: GET 404"
 is "$(oci_error_check)" "BLOB_UNKNOWN 1" "... BLOB_UNKNOWN, so clients push it again"
-is "$(http HEAD "/v2/s/a/blobs/$L")" 404 "HEAD 404 too"
+is "$(http HEAD "/v2/s/a/blobs/$L" -I)" 404 "HEAD 404 too"
 like "$(cat "$BR_TMP/server.log")" "error scrub: blob $L: content hashes to [0-9a-f]{64}; quarantined" "logged as an error"
 manifest 2
 is "$(put_manifest s/a v2 "$BR_TMP/m.2" "$OCI_MANIFEST")" 400 "a manifest naming it is refused"
