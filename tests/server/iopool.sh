@@ -110,9 +110,9 @@ BR_ROOT=$BR_TMP/store
 mkdir -p "$BR_ROOT"
 export SHIM_ROOT=$(cd "$BR_ROOT" && pwd -P) SHIM_ARMED=$BR_TMP/armed SHIM_STATE=$BR_TMP/state
 export BERTH_THREADS=1 SHIM_MS=1000
-[ -n "${BR_SANITIZED:-}" ] && SHIM_MS=2000
+[ "${BR_SANITIZED:-0}" = 1 ] && SHIM_MS=2000
 export LD_PRELOAD=$BR_TMP/shim.so
-[ -n "${BR_SANITIZED:-}" ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
+[ "${BR_SANITIZED:-0}" = 1 ] && export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0"
 br_start || exit 1
 unset LD_PRELOAD # for curl, python and fsck
 
