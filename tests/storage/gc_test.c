@@ -25,15 +25,6 @@ static br_store_options_t opts = {0, 1ULL << 30, 0};
 
 #define R(lit) BR_STR(lit)
 
-static void check_consistent(const char *after)
-{
-    char detail[512];
-    int ret = br_store_verify(s, 1, detail, sizeof(detail));
-    ok(ret == 0, "index consistent after %s", after);
-    if (ret != 0)
-        printf("#   %s: %s\n", br_strerror(ret), detail);
-}
-
 static int file_exists(const br_digest_t *d)
 {
     char path[4096];
@@ -109,7 +100,7 @@ static void test_reachable_and_grace(void)
     br_digest_t again[1] = {fresh};
     m = mput("a", "{\"m\":\"late\"}", "late", again, 1);
     is_int(br_manifest_put(s, &m, NULL), BR_E_MANIFEST_BLOB_UNKNOWN, "a manifest put naming it fails cleanly");
-    check_consistent("grace");
+    store_consistent(s, "grace");
     st = gc_both(0, 0, "after the refused put");
     ok(st.blobs == 1 && st.bytes == 12, "the refused put's body file was an orphan; collected with grace 0");
 }
@@ -138,7 +129,7 @@ static void test_deleted_manifest(void)
     is_int(br_blob_stat(s, R("d"), &shared, NULL), BR_E_BLOB_UNKNOWN, "d's link to it went (nothing in d uses it)");
     st = gc_both(0, 0, "second run");
     ok(st.blobs == 0 && st.links == 0, "a second run finds nothing");
-    check_consistent("deleted manifest collected");
+    store_consistent(s, "deleted manifest collected");
 }
 
 static void test_untagged(void)
@@ -188,7 +179,7 @@ static void test_untagged(void)
     st = gc_both(0, 1, "untagged index and subject");
     is_int(st.manifests, 4, "index, child, subject and referrer collected");
     ok(!file_exists(&layer) && !file_exists(&idx) && !file_exists(&child), "their files are gone");
-    check_consistent("untagged collection");
+    store_consistent(s, "untagged collection");
 }
 
 /* What a collection killed after its first txn leaves: the row marked dying. */
@@ -239,21 +230,21 @@ static void test_orphans_and_dying(void)
     mark_dying(&e);
     br_blob_path(s, &e, path, sizeof(path));
     unlink(path);
-    check_consistent("a dying row without its file (a killed collection)");
+    store_consistent(s, "a dying row without its file (a killed collection)");
     is_int(br_blob_stat_any(s, &e, NULL), BR_E_BLOB_UNKNOWN, "a dying blob is unknown");
     is_int(br_blob_mount(s, R("y"), br_str("", 0), &e, NULL), BR_E_BLOB_UNKNOWN, "and cannot be mounted");
     /* A writer pushing the same content now must place the file again. */
     is_int(br_blob_put(s, R("y"), BR_ALG_SHA256, "dying", 5, &e), 0, "push the same content");
     ok(file_exists(&e), "its file is back");
     is_int(br_blob_stat(s, R("y"), &e, NULL), 0, "and served");
-    check_consistent("a dying blob pushed again");
+    store_consistent(s, "a dying blob pushed again");
     is_int(br_blob_unlink(s, R("y"), &e), 0, "unlink it again");
     mark_dying(&e);
     st = gc_both(3600, 0, "a dying blob, whatever the grace");
     is_int(st.blobs, 1, "the next collection finishes it");
     is_int(br_blob_stat_any(s, &e, NULL), BR_E_BLOB_UNKNOWN, "row gone");
     ok(!file_exists(&e), "file gone");
-    check_consistent("dying finished");
+    store_consistent(s, "dying finished");
 }
 
 static void test_lock(void)
@@ -362,7 +353,7 @@ static void test_race(void)
        p.pushed, p.refused, (unsigned long long)total.blobs);
     printf("# %d manifest puts refused cleanly with MANIFEST_BLOB_UNKNOWN\n", p.refused);
     is_int(p.bad, 0, "no committed manifest lost a layer; nothing failed otherwise");
-    check_consistent("pushes racing collections");
+    store_consistent(s, "pushes racing collections");
 }
 
 /* ---- kill -9 during collections ------------------------------------------------- */
@@ -456,12 +447,12 @@ static void test_kill(void)
     }
     close(fds[0]);
     is_int(died, rounds, "%d collectors killed with SIGKILL mid-run", rounds);
-    check_consistent("collectors killed during pushes");
+    store_consistent(s, "collectors killed during pushes");
     br_gc_stats_t st = gc(0, 1, 0);
     (void)st;
     br_gc_stats_t again = gc(0, 1, 1);
     ok(again.blobs == 0 && again.manifests == 0 && again.links == 0, "the next collection finished the work (a dry run after finds nothing)");
-    check_consistent("the collection after the kills");
+    store_consistent(s, "the collection after the kills");
     /* Every tagged push that was reported survived all of it. */
     int tags = 0, bad = 0;
     for (char *line = reported, *next; line != NULL && line < reported + rlen; line = next) {
@@ -594,7 +585,7 @@ static void test_fsck(void)
     diag_lines(&p);
     st = fsck(0, &p);
     is_int(st.problems, 0, "then fsck finds nothing");
-    check_consistent("fsck --repair");
+    store_consistent(s, "fsck --repair");
     is_int(br_blob_stat(s, R("f"), &a, NULL), 0, "and the blob is served again");
 }
 
@@ -646,7 +637,7 @@ static void test_scrub(void)
     if (fd >= 0)
         close(fd);
     is_int(br_manifest_put(s, &m, NULL), 0, "the manifest is accepted now");
-    check_consistent("scrub, quarantine and heal");
+    store_consistent(s, "scrub, quarantine and heal");
     memset(&cur, 0, sizeof(cur));
     is_int(br_store_scrub(s, &cur, UINT64_MAX, NULL, &st), 0, "a whole pass");
     ok(st.wrapped && st.quarantined == 0, "finds nothing more");

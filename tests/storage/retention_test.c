@@ -23,15 +23,6 @@ static br_store_options_t opts = {0, 1ULL << 30, 0};
 #define R(lit) BR_STR(lit)
 #define DAY_MS (86400ULL * 1000)
 
-static void check_consistent(const char *after)
-{
-    char detail[512];
-    int ret = br_store_verify(s, 1, detail, sizeof(detail));
-    ok(ret == 0, "index consistent after %s", after);
-    if (ret != 0)
-        printf("#   %s: %s\n", br_strerror(ret), detail);
-}
-
 /* ---- the rules the tests give the collector ----------------------------------------- */
 
 typedef struct {
@@ -198,7 +189,7 @@ static void test_push_times(void)
     sleep_ms(5);
     push("t/a", "x", "{\"t\":2}");
     ok(tag_time("t/a", "x") > t2, "moving it to another manifest renews it too");
-    check_consistent("push times");
+    store_consistent(s, "push times");
 }
 
 static void test_upgrade(void)
@@ -225,7 +216,7 @@ static void test_upgrade(void)
         mdb_put(txn, s->db_meta, &ek, &ev, 0);
         ok(br_store_wtxn_end(&txn, 0) == 0, "raw: version 3, two old tags rows, old1's link time 2023-11-14T22:13:20Z");
     }
-    check_consistent("old tags rows (verify accepts both forms)");
+    store_consistent(s, "old tags rows (verify accepts both forms)");
     br_store_close(s);
     is_int(br_store_open(&s, root, &opts), 0, "the version 3 store opens");
     {
@@ -240,7 +231,7 @@ static void test_upgrade(void)
         is_int(s->links_epoch, 1600000000, "links_epoch kept from version 3 (the old links are as old as ever)");
     }
     ok(has_tag("up/r", "old1") && has_tag("up/r", "old2") && has_tag("up/r", "new"), "every tag survived the upgrade");
-    check_consistent("schema 3 -> 4 upgrade");
+    store_consistent(s, "schema 3 -> 4 upgrade");
 
     rules = (rules_t){.rule = {"up/**", 1, 0}, .prefix = "up/"};
     br_gc_stats_t st = gc(1, 0);
@@ -253,7 +244,7 @@ static void test_upgrade(void)
     st = gc(0, 0);
     is_int(st.tags, 2, "real run: old1 and new go (old2 pushed again is the newest)");
     ok(!has_tag("up/r", "old1") && !has_tag("up/r", "new") && has_tag("up/r", "old2"), "only old2 is left");
-    check_consistent("retention after the upgrade");
+    store_consistent(s, "retention after the upgrade");
 }
 
 static int count_tag(void *ctx, br_str_t tag)
@@ -325,7 +316,7 @@ static void test_policy(void)
        "tags left: d5, d1, latest (and q/none's)");
     br_gc_stats_t again = gc(1, 1);
     ok(again.tags == 0 && again.manifests == 0 && again.blobs == 0, "a dry run after finds nothing");
-    check_consistent("retention policy");
+    store_consistent(s, "retention policy");
 
     /* untagged: keep: the manifest stays reachable by digest. */
     br_digest_t d = push("p/k", "old", "{\"k\":1}");
@@ -398,7 +389,7 @@ static void test_after_plan(void)
     ok(st.tags == 64 && left == 86 && !has_tag("r/c", "c063") && has_tag("r/c", "c064") && has_tag("r/c", "c149"),
        "a write between batches makes the next batch read the tags again (%llu deleted, %d left: c064..c149)",
        (unsigned long long)st.tags, left);
-    check_consistent("retention against concurrent pushes");
+    store_consistent(s, "retention against concurrent pushes");
 }
 
 /* ---- kill -9 during retention ----------------------------------------------------------- */
@@ -453,7 +444,7 @@ static void test_kill(void)
         midpass += left > 10 && left < (r + 1) * (ntags / rounds);
         char what[64];
         snprintf(what, sizeof(what), "retention killed with SIGKILL (round %d)", r);
-        check_consistent(what);
+        store_consistent(s, what);
     }
     is_int(died, rounds, "%d collectors killed mid-run", rounds);
     ok(midpass > 0, "%d of them with a retention pass half done (some tags of the round deleted, not all)", midpass);
@@ -472,7 +463,7 @@ static void test_kill(void)
             }
         }
     ok(left == 10 && newest == 10, "exactly the newest 10 tags are left (%d left, %d of them the newest)", left, newest);
-    check_consistent("the collection after the kills");
+    store_consistent(s, "the collection after the kills");
 }
 
 int main(void)

@@ -26,15 +26,6 @@ static br_store_stats_t stats(void)
     return st;
 }
 
-static void check_consistent(const char *after)
-{
-    char detail[512];
-    int ret = br_store_verify(s, 1, detail, sizeof(detail));
-    ok(ret == 0, "index consistent after %s", after);
-    if (ret != 0)
-        printf("#   %s: %s\n", br_strerror(ret), detail);
-}
-
 int main(void)
 {
     make_root(root, sizeof(root), "stats");
@@ -126,7 +117,7 @@ int main(void)
     ok(before.blob_bytes - st.blob_bytes == g.bytes, "the total dropped by what gc reclaimed");
     is_int((int)st.manifests, 0, "0 manifests");
     is_int((int)st.tags, 0, "0 tags");
-    check_consistent("gc");
+    store_consistent(s, "gc");
 
     br_store_close(s);
     rm_tree(root);

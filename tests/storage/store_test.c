@@ -32,15 +32,6 @@ static void reopen(void)
 }
 
 /* The whole index must agree with itself after every operation. */
-static void check_consistent(const char *after)
-{
-    char detail[512];
-    int ret = br_store_verify(s, 1, detail, sizeof(detail));
-    ok(ret == 0, "index consistent after %s", after);
-    if (ret != 0)
-        printf("#   %s: %s\n", br_strerror(ret), detail);
-}
-
 static long long refs(const br_digest_t *d)
 {
     uint64_t n;
@@ -115,7 +106,7 @@ static void test_blobs(void)
     is_int(refs(&d), 1, "refcount 1 after put");
     is_str(holders(&d, hb, sizeof(hb)), "a", "holders after put: a");
     ok(!br_repo_exists(s, R("never")), "a refused automatic mount creates no repo");
-    check_consistent("blob put");
+    store_consistent(s, "blob put");
 
     is_int(br_blob_open(s, R("a"), &d, &fd, &size), 0, "open");
     ok(fd >= 0 && read(fd, buf, sizeof(buf)) == 5 && memcmp(buf, "hello", 5) == 0, "open reads the content");
@@ -143,7 +134,7 @@ static void test_blobs(void)
     is_int(refs(&d), 3, "refcount 3 after mount without from");
     is_int(br_blob_mount(s, R("d"), br_str(NULL, 0), &unknown, &size), BR_E_BLOB_UNKNOWN, "mount of an unstored blob");
     is_str(holders(&d, hb, sizeof(hb)), "a,b,d", "holders after mounts: a,b,d");
-    check_consistent("mounts");
+    store_consistent(s, "mounts");
 
     is_int(br_blob_unlink(s, R("d"), &d), 0, "unlink from d");
     is_int(refs(&d), 2, "refcount 2 after unlink");
@@ -152,7 +143,7 @@ static void test_blobs(void)
     is_int(br_blob_stat(s, R("d"), &d, &size), BR_E_BLOB_UNKNOWN, "stat after unlink: unknown");
     is_int(br_blob_stat(s, R("a"), &d, &size), 0, "other links survive");
     is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders after unlink: a,b");
-    check_consistent("unlink");
+    store_consistent(s, "unlink");
 
     /* sha512 */
     br_digest_t d5, want5 = digest_of(BR_ALG_SHA512, "hello", 5);
@@ -164,7 +155,7 @@ static void test_blobs(void)
     is_int(refs(&d5), 1, "sha512 refcount");
     is_int(refs(&d), 2, "sha256 of the same bytes is a different blob");
     is_str(holders(&d5, hb, sizeof(hb)), "a", "sha512 holders: a");
-    check_consistent("sha512 put");
+    store_consistent(s, "sha512 put");
 }
 
 static void test_mount_any(void)
@@ -181,7 +172,7 @@ static void test_mount_any(void)
     is_int(br_blob_stat(s, R("e"), &d, NULL), 0, "the blob is in e");
     is_int(refs(&d), 3, "refcount 3 after the automatic mount");
     is_str(holders(&d, hb, sizeof(hb)), "a,b,e", "holders: a,b,e");
-    check_consistent("automatic mount");
+    store_consistent(s, "automatic mount");
 
     p = (pick_t){"zzz", ""};
     is_int(br_blob_mount_any(s, R("f"), &d, on_pick, &p, &size), BR_E_BLOB_UNKNOWN, "no holder accepted: unknown");
@@ -205,7 +196,7 @@ static void test_mount_any(void)
     is_int(br_blob_unlink(s, R("e"), &d5), 0, "unlink sha512 from e");
     is_int(br_blob_unlink(s, R("e"), &d), 0, "unlink from e");
     is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders after unlink: a,b");
-    check_consistent("automatic mount cases");
+    store_consistent(s, "automatic mount cases");
 }
 
 /* ---- uploads ---------------------------------------------------------------- */
@@ -248,7 +239,7 @@ static void test_uploads(void)
     br_upload_destroy(u);
     is_int(br_upload_resume(s, R("up"), br_cstr(uuid), &u), BR_E_BLOB_UPLOAD_UNKNOWN, "session gone after a mismatch");
     ok(!br_repo_exists(s, R("up")), "no repo created by a failed upload");
-    check_consistent("failed upload");
+    store_consistent(s, "failed upload");
 
     /* a large upload, committed (crosses the writeback threshold) */
     is_int(br_upload_start(s, R("up"), &u), 0, "start large");
@@ -272,7 +263,7 @@ static void test_uploads(void)
        "committed content hashes to its digest");
     if (fd >= 0)
         close(fd);
-    check_consistent("large commit");
+    store_consistent(s, "large commit");
 
     /* the same content committed again through another upload: EEXIST path */
     is_int(br_upload_start(s, R("up2"), &u), 0, "start duplicate");
@@ -280,7 +271,7 @@ static void test_uploads(void)
     is_int(br_upload_commit(u, &d, &size), 0, "commit duplicate content");
     br_upload_destroy(u);
     is_int(refs(&d), 2, "refcount 2: linked in two repos");
-    check_consistent("duplicate commit");
+    store_consistent(s, "duplicate commit");
 
     /* restart: save, close the store, reopen, resume */
     is_int(br_upload_start(s, R("up"), &u), 0, "start before restart");
@@ -297,7 +288,7 @@ static void test_uploads(void)
         is_int(br_upload_commit(u, &d, &size), 0, "commit after restart (hash state restored)");
         br_upload_destroy(u);
     }
-    check_consistent("restart");
+    store_consistent(s, "restart");
 
     /* truncation: bytes written after the last save are dropped on resume */
     is_int(br_upload_start(s, R("up"), &u), 0, "start truncation case");
@@ -316,7 +307,7 @@ static void test_uploads(void)
         is_int(br_upload_commit(u, &d, &size), 0, "commit after truncation");
         br_upload_destroy(u);
     }
-    check_consistent("truncation");
+    store_consistent(s, "truncation");
 
     /* sha512 commit (hash recomputed from the file) */
     is_int(br_upload_start(s, R("up"), &u), 0, "start sha512");
@@ -331,7 +322,7 @@ static void test_uploads(void)
     is_int(br_upload_commit(u, &wrong, &size), BR_E_DIGEST_INVALID, "wrong sha512 rejected");
     br_upload_destroy(u);
     is_int(br_blob_stat_any(s, &wrong, &size), BR_E_BLOB_UNKNOWN, "nothing stored for the wrong sha512");
-    check_consistent("sha512 uploads");
+    store_consistent(s, "sha512 uploads");
 
     /* cancel */
     is_int(br_upload_start(s, R("up"), &u), 0, "start cancel case");
@@ -355,7 +346,7 @@ static void test_uploads(void)
     }
     is_int(br_upload_resume(s, R("up"), br_cstr("01234567-89ab-4def-8123-456789abcdef"), &u), BR_E_BLOB_UPLOAD_UNKNOWN,
            "well-formed unknown uuid");
-    check_consistent("cancel and malformed uuids");
+    store_consistent(s, "cancel and malformed uuids");
 }
 
 static void test_purge(void)
@@ -408,7 +399,7 @@ static void test_purge(void)
     is_int(br_upload_purge(s, 1), 1, "once released, the old session is purged");
     is_int(br_upload_resume(s, R("pg"), br_cstr(live_id), &u), BR_E_BLOB_UPLOAD_UNKNOWN, "formerly live session purged");
     unlink(path);
-    check_consistent("purge");
+    store_consistent(s, "purge");
 }
 
 /* ---- manifests, tags, referrers -------------------------------------------------- */
@@ -465,7 +456,7 @@ static void test_manifests(void)
     is_int(refs(&d1), 1, "manifest body: its link");
     is_int(br_blob_stat(s, R("m"), &d1, NULL), 0, "manifest body served as a blob of its repo");
     is_str(holders(&d1, hb, sizeof(hb)), "m", "manifest body held by m");
-    check_consistent("manifest put");
+    store_consistent(s, "manifest put");
 
     memset(&rec, 0, sizeof(rec));
     is_int(br_manifest_get(s, R("m"), R("v1"), &rec), 0, "get by tag");
@@ -487,7 +478,7 @@ static void test_manifests(void)
     m = mput("m", body1, "latest", refs1, 2);
     is_int(br_manifest_put(s, &m, &got), 0, "same manifest, another tag");
     is_int(refs(&layer), 2, "layer count unchanged by a second tag");
-    check_consistent("idempotent put");
+    store_consistent(s, "idempotent put");
 
     /* the same body in a second repository counts again */
     is_int(br_blob_mount(s, R("m2"), R("m"), &cfg, NULL), 0, "mount config into m2");
@@ -499,7 +490,7 @@ static void test_manifests(void)
     is_str(holders(&d1, hb, sizeof(hb)), "m,m2", "manifest body held by m and m2");
     is_str(holders(&cfg, hb, sizeof(hb)), "m,m2", "mounted config held by m and m2");
     is_int(br_manifest_get(s, R("m2"), R("v1"), &rec), BR_E_MANIFEST_UNKNOWN, "tags are per repository");
-    check_consistent("second repo");
+    store_consistent(s, "second repo");
 
     /* retag: v1 moves to body2, atomically for concurrent readers */
     const char *body2 = "{\"schemaVersion\":2,\"body\":2}";
@@ -524,7 +515,7 @@ static void test_manifests(void)
     is_int(br_manifest_get(s, R("m"), R("latest"), &rec), 0, "latest still resolves");
     ok(br_digest_eq(&rec.digest, &d1), "latest still at body1");
     is_int(refs(&cfg), 6, "config counted twice more by body2");
-    check_consistent("retag");
+    store_consistent(s, "retag");
 
     reader_t r = {0, 0, 0};
     pthread_t th;
@@ -544,7 +535,7 @@ static void test_manifests(void)
     ok(r.reads >= 2000, "reader ran (%d reads)", r.reads);
     is_int(r.unknown_seen, 0, "a concurrent reader never saw the tag missing");
     is_int(refs(&cfg), 6, "retags do not change counts");
-    check_consistent("retag race");
+    store_consistent(s, "retag race");
 
     /* tag list */
     memset(&l, 0, sizeof(l));
@@ -557,7 +548,7 @@ static void test_manifests(void)
     is_int(br_tag_delete(s, R("m"), R("latest")), BR_E_MANIFEST_UNKNOWN, "deleting it again: unknown");
     is_int(br_manifest_get(s, R("m"), dstr(&d1, dbuf), &rec), 0, "manifest stays after its tag goes");
     is_int(refs(&d1), 2, "tag delete does not touch counts");
-    check_consistent("tag delete");
+    store_consistent(s, "tag delete");
 
     /* manifest delete: takes its tags, refs and body link with it */
     m = mput("m", body2, "also", refs2, 2);
@@ -574,14 +565,14 @@ static void test_manifests(void)
     memset(&l, 0, sizeof(l));
     is_int(br_tag_list(s, R("m"), br_str(NULL, 0), 100, on_name, &l, &more), 0, "tag list after delete");
     is_int(l.n, 0, "no tags left in m");
-    check_consistent("manifest delete");
+    store_consistent(s, "manifest delete");
 
     is_int(br_manifest_delete(s, R("m2"), &d1), 0, "delete body1 from m2");
     is_int(refs(&d1), 1, "body1 still linked in m");
     is_int(refs(&cfg), 3, "m2's manifest refs given back");
     is_int(br_manifest_get(s, R("m"), dstr(&d1, dbuf), &rec), 0, "m's copy untouched");
     is_str(holders(&d1, hb, sizeof(hb)), "m", "body1 held by m only");
-    check_consistent("delete in one of two repos");
+    store_consistent(s, "delete in one of two repos");
 }
 
 typedef struct {
@@ -636,7 +627,7 @@ static void test_referrers(void)
     m = mput("rf", b3, "", NULL, 0);
     m.subject = &other;
     is_int(br_manifest_put(s, &m, &r3), 0, "referrer of another subject");
-    check_consistent("referrers put");
+    store_consistent(s, "referrers put");
 
     memset(&l, 0, sizeof(l));
     is_int(br_referrers_list(s, R("rf"), &subj, on_ref, &l), 0, "list referrers");
@@ -666,7 +657,7 @@ static void test_referrers(void)
     memset(&l, 0, sizeof(l));
     br_referrers_list(s, R("rf"), &subj, on_ref, &l);
     is_int(l.n, 1, "still one entry");
-    check_consistent("referrer delete");
+    store_consistent(s, "referrer delete");
 }
 
 static int stop_after_one(void *ctx, br_str_t name)
@@ -786,7 +777,7 @@ static void test_listings(void)
     } while (more && ++pages < 100);
     is_int(total, all.n, "catalog pages of 3 cover every repo");
     ok(order_ok, "catalog pages match the full list");
-    check_consistent("listings");
+    store_consistent(s, "listings");
 }
 
 /* ---- concurrency smoke test ---------------------------------------------------------- */
@@ -839,7 +830,7 @@ static void test_threads(void)
         free(r);
     }
     is_int(fails, 0, "4 threads of uploads, commits, unlinks, automatic mounts and puts");
-    check_consistent("threads");
+    store_consistent(s, "threads");
 }
 
 /* ---- raw index edits and the schema upgrade ------------------------------------------ */
@@ -932,7 +923,7 @@ static void test_holders_damage_and_upgrade(void)
     raw_begin(&r);
     is_int(raw_holder(&r, &d, "ghost", 0), 0, "raw: remove it");
     is_int(raw_end(&r), 0, "store reopens");
-    check_consistent("holders repaired");
+    store_consistent(s, "holders repaired");
 
     /* A version 1 index has no holders rows; one stray row stands for any
      * leftover, which the rebuild from links must drop. */
@@ -942,12 +933,12 @@ static void test_holders_damage_and_upgrade(void)
     raw_set_version(&r, 1);
     is_int(raw_end(&r), 0, "a version 1 store opens");
     is_int(raw_version(), 4, "and is at version 4 after");
-    check_consistent("schema 1 -> 4 upgrade");
+    store_consistent(s, "schema 1 -> 4 upgrade");
     is_str(holders(&d, hb, sizeof(hb)), "a,b", "holders rebuilt: a,b (no ghost)");
     is_int(br_blob_mount_any(s, R("upgraded"), &d, on_pick, &p, NULL), 0, "automatic mount after the upgrade");
     is_str(p.seen, "a,b", "... offered a, took b");
     is_int(br_blob_unlink(s, R("upgraded"), &d), 0, "unlink it again");
-    check_consistent("automatic mount after the upgrade");
+    store_consistent(s, "automatic mount after the upgrade");
 
     /* Version 2 had no refby rows: the upgrade builds them from the manifests. */
     raw_begin(&r);
@@ -955,7 +946,7 @@ static void test_holders_damage_and_upgrade(void)
     raw_set_version(&r, 2);
     is_int(raw_end(&r), 0, "a version 2 store opens");
     is_int(raw_version(), 4, "and is at version 4 after");
-    check_consistent("schema 2 -> 4 upgrade (refby rebuilt)");
+    store_consistent(s, "schema 2 -> 4 upgrade (refby rebuilt)");
 
     raw_begin(&r);
     raw_set_version(&r, 5);
@@ -1033,7 +1024,7 @@ static void test_immutable(void)
     asked = 0;
     is_int(br_manifest_delete_unless(s, R("im"), &d2, keep_v, &asked), 0, "a manifest whose tags keep lets go is deleted");
     is_int(br_manifest_get(s, R("im"), R("latest"), &rec), BR_E_MANIFEST_UNKNOWN, "with its tag");
-    check_consistent("immutable tags");
+    store_consistent(s, "immutable tags");
 }
 
 int main(void)
@@ -1071,7 +1062,7 @@ int main(void)
     br_digest_t d = digest_of(BR_ALG_SHA256, "hello", 5);
     is_int(br_blob_stat(s, R("a"), &d, NULL), 0, "blob still there after reopen");
     is_int(refs(&d), 2, "refcount persisted");
-    check_consistent("final reopen");
+    store_consistent(s, "final reopen");
 
     br_store_close(s);
     rm_tree(root);

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include "storage/storage.h"
+#include "tests/tap.h"
 
 static inline int on_rm(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
@@ -22,6 +23,17 @@ static inline int on_rm(const char *path, const struct stat *st, int flag, struc
     (void)ftw;
     remove(path);
     return 0;
+}
+
+/* One TAP check: br_store_verify (with the content hashed) finds st sound;
+ * on failure its reason is printed as a diagnostic. */
+static inline void store_consistent(br_store_t *st, const char *after)
+{
+    char detail[512];
+    int ret = br_store_verify(st, 1, detail, sizeof(detail));
+    ok(ret == 0, "index consistent after %s", after);
+    if (ret != 0)
+        printf("#   %s: %s\n", br_strerror(ret), detail);
 }
 
 static inline void rm_tree(const char *path)
