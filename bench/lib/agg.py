@@ -158,6 +158,32 @@ def derive_single_push(order, vals, limits):
                 order.append((SINGLE_PUSH, metric))
 
 
+def derive_disk16(order, vals, limits):
+    """The 16 concurrent uploads (upload.*.NNNMiB.c16[-1proc] of the
+    under-upload group) as % of the disk's rate for 16 fsync'd writers of the
+    same size, measured in the same rounds: both servers fsync every blob, so
+    that rate bounds the row on a slow disk."""
+    for (lim, metric) in [k for k in order if k[0].startswith("disk-write-fsync-16x")]:
+        lv = limits.get(lim)
+        size = lim[len("disk-write-fsync-16x"):]
+        mib = int(size[:-3]) * (1024 if size.endswith("GiB") else 1)
+        if not lv:
+            continue
+        for variant in ("", "-1proc"):
+            dst = "upload.c16x%dMiB%s" % (mib, variant)
+            for srv in ("berth", "distribution"):
+                src = []
+                for flow in ("mono", "postput"):
+                    src = [v for v in vals.get(("upload.%s.%dMiB.c16%s" % (flow, mib, variant), "MB/s", srv), [])
+                           if num(v) is not None]
+                    if src:
+                        break
+                if src:
+                    vals[(dst, "%disk16", srv)] = ["%.6g" % (100 * num(v) / lv) for v in src]
+                    if (dst, "%disk16") not in order:
+                        order.append((dst, "%disk16"))
+
+
 def fmt(v):
     if v is None:
         return "-"
@@ -199,6 +225,7 @@ def main():
         if ("limit" in [k[2] for k in vals if k[0] == wl and k[1] == metric]):
             limits[wl] = summary(vals[(wl, metric, "limit")])["median"]
     derive_single_push(order, vals, limits)
+    derive_disk16(order, vals, limits)
     for wl, metric in order:
         if wl in limits:
             continue
