@@ -191,6 +191,10 @@ typedef struct st_br_auth_token_response_t {
  * (free out->body). Returns 0 or the BR_E* matching the status. Thread-safe. */
 int br_auth_issue(br_auth_t *a, const br_auth_token_request_t *r, br_auth_token_response_t *out);
 
+/* The longest query string or form body br_auth_issue reads (longer is a bad
+ * request); the server reads no more of a token POST's body than this. */
+#define BR_AUTH_FORM_MAX (64u << 10)
+
 /* ---- helpers for the command line --------------------------------------- */
 
 /* Writes a bcrypt "$2y$" hash of pw (random salt, cost 4-31, 0 = 10) into out

@@ -10,7 +10,6 @@
 #include <openssl/rand.h>
 #include "auth/internal.h"
 
-#define FORM_MAX (64u << 10)  /* query string or form body */
 #define MAX_SCOPES 32
 #define REFRESH_TTL_S (7 * 86400)
 
@@ -85,7 +84,7 @@ static void parse_form(form_t *f, br_str_t in)
                   {"offline_token", offsetof(form_t, offline_token)}, {"access_type", offsetof(form_t, access_type)},
                   {"client_id", offsetof(form_t, client_id)}};
     memset(f, 0, sizeof(*f));
-    if (in.len > FORM_MAX) {
+    if (in.len > BR_AUTH_FORM_MAX) {
         f->malformed = 1;
         return;
     }

@@ -420,7 +420,8 @@ static void setup_globalconf(br_config_t *c)
     g->server_name = h2o_iovec_init(H2O_STRLIT("berth"));
     g->max_request_entity_size = c->limits.max_body_size > SIZE_MAX ? SIZE_MAX : (size_t)c->limits.max_body_size;
 #if BR_PATCHED_H2O
-    /* Upload bodies are hashed and written as they arrive (server/h2o/0002). */
+    /* Upload bodies are hashed and written as they arrive (server/h2o/0002);
+     * other routes read at most their own limit (router.c). */
     g->stream_request_body = br_wants_body_stream;
 #endif
     /* In h2o 2.2.5 this is a deadline for headers + whole body, not an idle

@@ -7,6 +7,7 @@
  * so an encoded '/' or '.' simply fails validation instead of being decoded
  * into something that could reach the store.
  */
+#include "berth_config.h"
 #include <errno.h>
 #include <stdarg.h>
 #include <netdb.h>
@@ -499,14 +500,12 @@ int br_may_pull(const br_match_t *m, br_str_t name)
     return m->auth == NULL || br_auth_may(br_snap()->auth, m->auth, name, BR_AUTH_PULL);
 }
 
-/* GET/POST on the configured token path: berth's own token issuer. */
-static int handle_token(h2o_req_t *req)
+/* GET/POST on the configured token path: berth's own token issuer (the
+ * router has answered any other method). */
+static int handle_token(h2o_req_t *req, const br_match_t *m)
 {
-    int post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
-    if (!post && !h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"))) {
-        br_add_header_token(req, H2O_TOKEN_ALLOW, "GET, POST", 9);
-        return br_send_error_code(req, 405, "UNSUPPORTED", "method not allowed", NULL);
-    }
+    (void)m;
+    int post = method_is(req, "POST");
     br_auth_token_request_t tr = {
         .post = post,
         .query = req->query_at != SIZE_MAX ? br_str(req->path.base + req->query_at + 1, req->path.len - req->query_at - 1)
@@ -556,27 +555,120 @@ static int to_origin_form(h2o_req_t *req)
     return 0;
 }
 
-/* Decides from the head alone (h2o has not run h2o_process_request yet, so
- * only req->input is set); an absolute-form target is looked at in the origin
- * form it carries, as to_origin_form will route it. */
+/* 1 when the route takes its body in pieces as it arrives (the uploads). */
+static int streams_body(h2o_req_t *req, const br_match_t *m)
+{
+    if (m->route == BR_ROUTE_UPLOAD_START)
+        return method_is(req, "POST");
+    return m->route == BR_ROUTE_UPLOAD && (method_is(req, "PATCH") || method_is(req, "PUT"));
+}
+
+/* ---- request bodies ---------------------------------------------------------
+ * In the patched build (server/h2o/0002, 0004) every request with a body (but
+ * an HTTP/1 Upgrade) reaches br_on_req once its head has arrived, before any of
+ * the body is read. The uploads take theirs in pieces (server/uploads.c). Any
+ * other route gets its body collected here, up to the route's own limit (0 for
+ * a route that takes none), into req->entity as h2o's buffered path would hand
+ * it over, and then its handler runs unchanged. So a request refused on its
+ * head (400, 401, 403, 404, 405, 431) is answered without reading its body, a
+ * body declared (Content-Length) or received (chunked, HTTP/2 DATA) past its
+ * limit is answered 413 at once, and no request holds more than its route's
+ * limit: the buffered path would read up to limits.max_body_size, in RAM and
+ * above 32 MiB in a spill file under <root>/tmp, before anything answered.
+ * After such an early answer h2o closes the HTTP/1 connection (the unread
+ * body cannot be told from a next request) or resets the HTTP/2 stream with
+ * NO_ERROR. The system-h2o build keeps h2o's buffering. */
+
 int br_wants_body_stream(h2o_req_t *req)
 {
-    h2o_iovec_t method = req->input.method;
-    br_str_t target = br_str(req->input.path.base, req->input.path.len), authority;
-    if ((target.len == 0 || target.base[0] != '/') && (req->version >= 0x200 || br_target_split(target, &authority, &target) != 0))
-        return 0;
-    const char *q = memchr(target.base, '?', target.len);
-    size_t plen = q != NULL ? (size_t)(q - target.base) : target.len;
-    if (plen <= 4 || memcmp(target.base, "/v2/", 4) != 0)
-        return 0;
+    (void)req;
+    return 1;
+}
+
+#if BR_PATCHED_H2O
+typedef struct st_body_job_t {
+    h2o_req_t *req;
     br_match_t m;
-    if (match_route(br_str(target.base + 4, plen - 4), &m) != 0)
+    br_handler_fn fn;
+    size_t limit;
+    const char *detail; /* of the 413 */
+    char *buf;          /* heap: freed with the request */
+    size_t len, cap;
+} body_job_t;
+
+static void on_body_job_dispose(void *p)
+{
+    free(((body_job_t *)p)->buf);
+}
+
+static void on_body_piece(void *ctx, h2o_iovec_t piece, h2o_req_body_state_t state)
+{
+    body_job_t *j = ctx;
+    h2o_req_t *req = j->req;
+
+    if (state == H2O_REQ_BODY_ABORTED)
+        return; /* the request is disposed next, and the job with it */
+    if (state == H2O_REQ_BODY_INVALID) {
+        /* the answers h2o gives a buffered body (server/h2oerrors.c) */
+        if (req->body_stream->status == 413)
+            br_send_error(req, BR_E_TOO_LARGE, j->detail);
+        else
+            br_send_error_code(req, 400, "UNSUPPORTED", "bad request",
+                               req->version >= 0x200 ? "body length differs from content-length" : "broken chunked-encoding");
+        return;
+    }
+    if (piece.len > j->limit - j->len) {
+        br_send_error(req, BR_E_TOO_LARGE, j->detail);
+        return;
+    }
+    if (piece.len > j->cap - j->len) {
+        size_t cap = j->cap != 0 ? j->cap : 16384;
+        while (cap < j->len + piece.len)
+            cap *= 2;
+        j->cap = cap < j->limit ? cap : j->limit;
+        j->buf = br_realloc(j->buf, j->cap);
+    }
+    if (piece.len != 0)
+        memcpy(j->buf + j->len, piece.base, piece.len);
+    j->len += piece.len;
+    if (state == H2O_REQ_BODY_MORE) {
+        h2o_req_proceed_body(req);
+        return;
+    }
+    req->entity = h2o_iovec_init(j->buf != NULL ? j->buf : "", j->len);
+    j->fn(req, &j->m);
+}
+#endif
+
+/* Runs fn(req, m) with the request's body, of at most limit bytes, in
+ * req->entity (see above); a longer one gets 413 with detail. */
+static int with_body(h2o_req_t *req, const br_match_t *m, br_handler_fn fn, size_t limit, const char *detail)
+{
+#if BR_PATCHED_H2O
+    h2o_req_body_stream_t *bs = req->body_stream;
+    if (bs != NULL) {
+        if (bs->length != SIZE_MAX && bs->length > limit)
+            return br_send_error(req, BR_E_TOO_LARGE, detail);
+        body_job_t *j = h2o_mem_alloc_shared(&req->pool, sizeof(*j), on_body_job_dispose);
+        *j = (body_job_t){.req = req, .m = *m, .fn = fn, .limit = limit, .detail = detail};
+        if (bs->length != SIZE_MAX) {
+            j->cap = bs->length;
+            j->buf = br_malloc(j->cap);
+        }
+        h2o_req_read_body(req, on_body_piece, j);
         return 0;
-    if (m.route == BR_ROUTE_UPLOAD_START)
-        return h2o_memis(method.base, method.len, H2O_STRLIT("POST"));
-    if (m.route == BR_ROUTE_UPLOAD)
-        return h2o_memis(method.base, method.len, H2O_STRLIT("PATCH")) || h2o_memis(method.base, method.len, H2O_STRLIT("PUT"));
-    return 0;
+    }
+#else
+    (void)limit;
+    (void)detail;
+#endif
+    return fn(req, m);
+}
+
+static int handle_health(h2o_req_t *req, const br_match_t *m)
+{
+    (void)m;
+    return br_health_handle(req, br_str(req->path.base, req->query_at != SIZE_MAX ? req->query_at : req->path.len));
 }
 
 /* The metrics' route group of each route. */
@@ -621,14 +713,21 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     br_str_t path = br_str(req->path.base, plen);
     /* The probes answer before auth: a load balancer has no credentials. */
+    static const br_match_t no_route;
     if (br_cfg()->health.on_main && br_health_path(path)) {
         note->route = BR_MROUTE_HEALTH;
-        return br_health_handle(req, path);
+        if (!method_is(req, "GET") && !br_is_head(req))
+            return handle_health(req, &no_route); /* its own 405 */
+        return with_body(req, &no_route, handle_health, 0, "this request takes no body");
     }
     const char *token_path = br_cfg()->auth.token.path;
     if (token_path != NULL && token_path[0] != '\0' && br_str_eq(path, br_cstr(token_path))) {
         note->route = BR_MROUTE_TOKEN;
-        return handle_token(req);
+        if (method_is(req, "POST"))
+            return with_body(req, &no_route, handle_token, BR_AUTH_FORM_MAX, "token request form too large");
+        if (method_is(req, "GET"))
+            return with_body(req, &no_route, handle_token, 0, "this request takes no body");
+        return send_method_not_allowed(req, "GET, POST");
     }
     if (!(path.len >= 4 && memcmp(path.base, "/v2/", 4) == 0) && !br_str_eq(path, BR_STR("/v2")))
         return send_not_found(req);
@@ -656,7 +755,13 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
     }
     if (br_auth_enabled(br_snap()->auth) && authorize(req, &m) != 0)
         return 0;
-    return routes[m.route].fn(req, &m);
+    if (streams_body(req, &m))
+        return routes[m.route].fn(req, &m);
+    if (m.route == BR_ROUTE_MANIFEST && method_is(req, "PUT")) {
+        uint64_t max = br_cfg()->limits.max_manifest_size;
+        return with_body(req, &m, routes[m.route].fn, max > SIZE_MAX ? SIZE_MAX : (size_t)max, "manifest exceeds the size limit");
+    }
+    return with_body(req, &m, routes[m.route].fn, 0, "this request takes no body");
 }
 
 /* ---- JSON response buffers ---------------------------------------------------- */

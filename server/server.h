@@ -252,10 +252,10 @@ typedef int (*br_handler_fn)(h2o_req_t *req, const br_match_t *m);
 
 /* The h2o handler for everything under the host: routes, checks, dispatches. */
 int br_on_req(h2o_handler_t *self, h2o_req_t *req);
-/* globalconf.stream_request_body of the patched h2o (server/h2o/0002): 1 when
- * the request, whose head alone has arrived (req->input.method and .path), is
- * an upload whose body berth takes in pieces as it arrives (POST, PATCH and PUT
- * of blobs/uploads); 0 to let h2o buffer the body whole. Loop thread. */
+/* globalconf.stream_request_body of the patched h2o (server/h2o/0002): always
+ * 1, so every request with a body reaches br_on_req before its body is read;
+ * uploads take the body in pieces as it arrives, every other route has it
+ * collected up to the route's own limit (see "request bodies" in router.c). */
 int br_wants_body_stream(h2o_req_t *req);
 
 /* ---- access log and request ids (accesslog.c) ------------------------------- */

@@ -50,3 +50,4 @@ EXTRA_DIST += tests/server/webhook_receiver.py
 TESTS += tests/server/scrub.sh
 TESTS += tests/server/drain.sh
 TESTS += tests/server/iopool.sh
+TESTS += tests/server/bodies.sh

@@ -358,7 +358,8 @@ class H2Conn:
         self.s.sendall(PREFACE + settings(settings_pairs) + window_update(0, (1 << 30)))
         self.closed = False
         self.goaway = None
-        self.rsts = {}
+        self.rsts = {}  # stream -> error code of its last RST_STREAM
+        self.first_rsts = {}  # stream -> error code of its first RST_STREAM
         self.headers_seen = set()
         self.status = {}
         self.bytes_in = 0
@@ -401,6 +402,7 @@ class H2Conn:
                         self.goaway = struct.unpack(">II", payload[:8])
                     elif ftype == RST_STREAM and len(payload) >= 4:
                         self.rsts[sid] = struct.unpack(">I", payload[:4])[0]
+                        self.first_rsts.setdefault(sid, self.rsts[sid])
                     elif ftype == HEADERS:
                         self.headers_seen.add(sid)
                         blk = payload

@@ -3,7 +3,8 @@
 # decoder reads a size line like `0x5`, `5<NUL>`, `5 ` or one ending in a bare
 # LF leniently, so a body ends where a front proxy would not think it does and
 # the bytes after it run as a request of their own. berth replaces the decoder
-# (server/h1chunk.c): every malformed size line is one 400 with
+# (server/h1chunk.c): every malformed size line is one 400 (a POST /v2/ is 405
+# on its head in the patched build, its body never read) with
 # `Connection: close`, the connection closes, and the request hidden behind it
 # (a DELETE of a blob) never runs. Checked on uploads (PATCH, PUT, POST), a
 # manifest PUT and /v2/, over plain HTTP/1.1 and over TLS; valid chunked bodies
@@ -169,7 +170,10 @@ for bad_name, bad in BAD:
         st = statuses(data)
         status, hdrs, body = parse_response(data)
         name = "%s: %s, size line %s" % (mode, carrier_name, bad_name)
-        check(name + ": one 400 and nothing else", st == [400], st)
+        # /v2/ takes no POST: the patched build answers 405 on the head, before
+        # reading the body (router.c "request bodies"), the system build 400
+        want = ([400], [405]) if carrier_name == "POST /v2/" else ([400],)
+        check(name + ": one %s and nothing else" % " or ".join(str(w[0]) for w in want), st in want, st)
         check(name + ": OCI error body", error_code(hdrs, body) == "UNSUPPORTED", body[:200])
         check(name + ": Connection: close, then closed",
               hdrs.get("connection", "").lower() == "close" and closed, "%s closed=%s" % (hdrs, closed))
@@ -237,7 +241,7 @@ run_checks() { # MODE PORT
     ok "$1: server still running" server_alive
     ok "$1: server log clean" server_log_clean
     # every refused body is in the access log; no smuggled DELETE ever is
-    is "$(grep -c 'access .* 400 ' "$BR_TMP/server.log")" $((12 * 5 * ${3:-1})) "$1: each refused body logged once as 400"
+    is "$(grep -cE 'access .* (400|405) ' "$BR_TMP/server.log")" $((12 * 5 * ${3:-1})) "$1: each refused body logged once as 400 (or 405)"
     ok "$1: no DELETE in the access log" sh -c '! grep -q "\"DELETE /v2/victim" "$1"' sh "$BR_TMP/server.log"
 }
 export BERTH_LIMITS_MAX_BODY_SIZE=2MiB BERTH_LOG_ACCESS_LOG=true
