@@ -564,9 +564,9 @@ static int streams_body(h2o_req_t *req, const br_match_t *m)
 }
 
 /* ---- request bodies ---------------------------------------------------------
- * In the patched build (server/h2o/0002, 0004) every request with a body (but
- * an HTTP/1 Upgrade) reaches br_on_req once its head has arrived, before any of
- * the body is read. The uploads take theirs in pieces (server/uploads.c). Any
+ * In the patched build (server/h2o/0002, 0004, 0005) every request with a body
+ * reaches br_on_req once its head has arrived, before any of the body is read
+ * (an HTTP/1 request with a body is never upgraded to h2c: 0005). The uploads take theirs in pieces (server/uploads.c). Any
  * other route gets its body collected here, up to the route's own limit (0 for
  * a route that takes none), into req->entity as h2o's buffered path would hand
  * it over, and then its handler runs unchanged. So a request refused on its

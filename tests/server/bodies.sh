@@ -12,7 +12,9 @@
 #      with Expect: 100-continue, which then never gets its 100), chunked
 #      manifest PUT growing past the limit (413); over HTTP/2: manifest PUT
 #      with content-length over the limit, without one growing past it, and
-#      POST /v2/ (405), each followed by RST_STREAM NO_ERROR. An empty body
+#      POST /v2/ (405), each followed by RST_STREAM NO_ERROR; an Upgrade header
+#      (websocket, h2c) changes none of this (server/h2o/0005), and a body sent
+#      with Upgrade: h2c is answered over HTTP/1.1. An empty body
 #      (h2 DATA, HTTP/1 chunked) on a GET is no body: served. Normal manifest
 #      PUTs still work: Content-Length and chunked, HTTP/1.1 and HTTP/2, and
 #      one just under the limit; one byte over it is 413.
@@ -131,6 +133,11 @@ check("manifest PUT, Content-Length 2 GiB: the manifest's own detail", b"manifes
 early("manifest PUT, 2 GiB, Expect: 100-continue", "PUT", "/v2/r/manifests/latest", 413, "SIZE_INVALID",
       headers=(("Expect", "100-continue"),))
 early("chunked manifest PUT past the limit", "PUT", "/v2/r/manifests/latest", 413, "SIZE_INVALID", chunked=True)
+# an Upgrade header does not take a body back to h2o's buffering (server/h2o/0005)
+early("POST /v2/ with Upgrade: websocket", "POST", "/v2/", 405, "UNSUPPORTED",
+      headers=(("Connection", "Upgrade"), ("Upgrade", "websocket")))
+early("manifest PUT, 2 GiB, with Upgrade: h2c", "PUT", "/v2/r/manifests/latest", 413, "SIZE_INVALID",
+      headers=(("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")))
 
 # HTTP/2 (h2c, prior knowledge): the same refusals, on one connection.
 c = H2Conn(port)
@@ -227,6 +234,12 @@ is "$(curl -s -o /dev/null -w '%{http_code}' -H "Accept: $MT" "$BR_URL/v2/r/mani
 manifest "$BR_TMP/under.json" $((MAX_MANIFEST - 1))
 is "$(stat -c %s "$BR_TMP/under.json")" $((MAX_MANIFEST - 1)) "a manifest one byte under the limit"
 is "$(put under "$BR_TMP/under.json")" 201 "manifest one byte under the limit (Content-Length): 201"
+# curl --http2 asks for an h2c upgrade; a request with a body is answered over HTTP/1.1
+is "$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2 -X PUT -H "Content-Type: $MT" \
+    --data-binary @"$BR_TMP/under.json" "$BR_URL/v2/r/manifests/upg")" "201 1.1" \
+    "manifest under the limit with Upgrade: h2c: 201, over HTTP/1.1"
+is "$(curl -s -o /dev/null -w '%{http_code} %{http_version}' --http2 "$BR_URL/v2/")" "200 2" \
+    "a GET with Upgrade: h2c is still upgraded"
 is "$(put under-ch "$BR_TMP/under.json" -H 'Transfer-Encoding: chunked')" 201 "... and chunked: 201"
 manifest "$BR_TMP/limit.json" $MAX_MANIFEST
 is "$(put limit "$BR_TMP/limit.json" --http2-prior-knowledge)" 201 "manifest of exactly the limit over HTTP/2: 201"
