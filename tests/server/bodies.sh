@@ -14,7 +14,8 @@
 #      with content-length over the limit, without one growing past it, and
 #      POST /v2/ (405), each followed by RST_STREAM NO_ERROR; an Upgrade header
 #      (websocket, h2c) changes none of this (server/h2o/0005), and a body sent
-#      with Upgrade: h2c is answered over HTTP/1.1. An empty body
+#      with Upgrade: h2c is answered over HTTP/1.1. The metrics listener reads
+#      no body either; the metrics count the refusals. An empty body
 #      (h2 DATA, HTTP/1 chunked) on a GET is no body: served. Normal manifest
 #      PUTs still work: Content-Length and chunked, HTTP/1.1 and HTTP/2, and
 #      one just under the limit; one byte over it is 413.
@@ -34,14 +35,15 @@ esac
 MAX_MANIFEST=$((4 << 20)) # berth's default limits.max_manifest_size
 
 # ---- A. auth off --------------------------------------------------------------
-ok "berth starts" br_start
+MPORT=$(free_port)
+BERTH_METRICS_LISTEN=127.0.0.1:$MPORT ok "berth starts" br_start
 [ -n "$BR_PID" ] || { done_testing; exit 1; }
 
-py_checks - "$BR_PORT" "$BR_PID" "$BR_ROOT" <<'PY'
+py_checks - "$BR_PORT" "$BR_PID" "$BR_ROOT" "$MPORT" <<'PY'
 import json, os, sys, threading, time
 from robust_lib import *
 
-port, pid, root = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, pid, root, mport = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
 BOUND = 5.0 * SLOWDOWN          # seconds an early answer may take
 HWM_BOUND_KIB = 64 << 10        # berth's peak RSS over all of this
 GIB2 = 2 << 30
@@ -91,11 +93,11 @@ def oci_code(body):
     except Exception:
         return None
 
-def early(name, method, path, want, code, headers=(), chunked=False, body_mib=64):
+def early(name, method, path, want, code, headers=(), chunked=False, body_mib=64, to=None):
     """A request declaring a 2 GiB body (or a chunked one), followed by up to
-    body_mib MiB of it: answered with want + OCI code within BOUND seconds,
-    and the connection closed."""
-    s = connect(port, timeout=10)
+    body_mib MiB of it: answered with want + OCI code (None: any body) within
+    BOUND seconds, and the connection closed."""
+    s = connect(to or port, timeout=10)
     head = "%s %s HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/vnd.oci.image.manifest.v1+json\r\n" % (method, path)
     head += "Transfer-Encoding: chunked\r\n" if chunked else "Content-Length: %d\r\n" % GIB2
     for k, v in headers:
@@ -117,7 +119,8 @@ def early(name, method, path, want, code, headers=(), chunked=False, body_mib=64
     if snd is not None:
         snd.join(10)
     diag("%s: %s in %.2f s, %d MiB of body sent, %s" % (name, status, took, st["sent"] >> 20, body[:160]))
-    check("%s: %d %s" % (name, want, code), status == want and oci_code(body) == code, (status, body[:200]))
+    check("%s: %d %s" % (name, want, code or ""), status == want and (code is None or oci_code(body) == code),
+          (status, body[:200]))
     check("%s: answered within %.0f s" % (name, BOUND), status is not None and took < BOUND, took)
     check("%s: connection closed after the answer" % name, closed)
     if expect_continue:
@@ -138,6 +141,10 @@ early("POST /v2/ with Upgrade: websocket", "POST", "/v2/", 405, "UNSUPPORTED",
       headers=(("Connection", "Upgrade"), ("Upgrade", "websocket")))
 early("manifest PUT, 2 GiB, with Upgrade: h2c", "PUT", "/v2/r/manifests/latest", 413, "SIZE_INVALID",
       headers=(("Connection", "Upgrade, HTTP2-Settings"), ("Upgrade", "h2c"), ("HTTP2-Settings", "AAMAAABkAARAAAAAAAIAAAAA")))
+
+# the metrics listener (its own h2o host) reads no body either
+early("metrics listener: POST /metrics", "POST", "/metrics", 405, None, to=mport)
+early("metrics listener: GET /metrics with a body", "GET", "/metrics", 200, None, to=mport)
 
 # HTTP/2 (h2c, prior knowledge): the same refusals, on one connection.
 c = H2Conn(port)
@@ -252,6 +259,12 @@ is "$(curl -s -o /dev/null -w '%{http_code}' -X DELETE "$BR_URL/v2/r/manifests/c
 ok "access log: the early 405, with 0 body bytes read" grep -q '"POST /v2/ HTTP/1.1" 405 0 ' "$BR_TMP/server.log"
 ok "access log: the early 413 of the 2 GiB manifest, 0 bytes read" grep -q '"PUT /v2/r/manifests/latest HTTP/1.1" 413 0 ' \
     "$BR_TMP/server.log"
+curl -s -o "$BR_TMP/metrics" "http://127.0.0.1:$MPORT/metrics"
+m4xx=$(awk '/^berth_http_requests_total\{route="manifest",method="PUT",status="4xx"\}/ {print $2}' "$BR_TMP/metrics")
+ok "metrics: the early manifest refusals are counted (6 and the 2 over the limit: $m4xx)" test "${m4xx:-0}" -ge 8
+mrecv=$(awk '/^berth_http_received_bytes_total\{route="manifest"\}/ {print $2}' "$BR_TMP/metrics")
+diag "manifest body bytes received in all: $mrecv"
+ok "metrics: manifest body bytes received stay under 64 MiB in all" test "${mrecv:-0}" -gt 0 -a "${mrecv:-0}" -lt $((64 << 20))
 ok "server log clean" server_log_clean
 ok "berth stops cleanly" br_stop
 
