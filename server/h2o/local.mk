@@ -5,7 +5,8 @@ BR_H2O_PATCHES = \
 	server/h2o/0002-http1-streamed-request-bodies.patch \
 	server/h2o/0003-evloop-bounded-read-burst.patch \
 	server/h2o/0004-http2-streamed-request-bodies.patch \
-	server/h2o/0005-http1-upgrade-requests-stream-bodies.patch
+	server/h2o/0005-http1-upgrade-requests-stream-bodies.patch \
+	server/h2o/0006-http2-no-reset-after-a-whole-body.patch
 EXTRA_DIST += server/h2o/build.sh $(BR_H2O_PATCHES)
 
 # Every object that includes h2o.h waits for the patched h2o (its headers) and
