@@ -555,6 +555,31 @@ static int to_origin_form(h2o_req_t *req)
     return 0;
 }
 
+#if BR_PATCHED_H2O
+/* 1 when req is an upload whose body streams (POST, PATCH and PUT of
+ * blobs/uploads), decided from the head as sent, before to_origin_form: an
+ * absolute-form target is looked at in the origin form it carries. */
+static int is_upload_body(h2o_req_t *req)
+{
+    h2o_iovec_t method = req->input.method;
+    br_str_t target = br_str(req->input.path.base, req->input.path.len), authority;
+    if ((target.len == 0 || target.base[0] != '/') && (req->version >= 0x200 || br_target_split(target, &authority, &target) != 0))
+        return 0;
+    const char *q = memchr(target.base, '?', target.len);
+    size_t plen = q != NULL ? (size_t)(q - target.base) : target.len;
+    if (plen <= 4 || memcmp(target.base, "/v2/", 4) != 0)
+        return 0;
+    br_match_t m;
+    if (match_route(br_str(target.base + 4, plen - 4), &m) != 0)
+        return 0;
+    if (m.route == BR_ROUTE_UPLOAD_START)
+        return h2o_memis(method.base, method.len, H2O_STRLIT("POST"));
+    if (m.route == BR_ROUTE_UPLOAD)
+        return h2o_memis(method.base, method.len, H2O_STRLIT("PATCH")) || h2o_memis(method.base, method.len, H2O_STRLIT("PUT"));
+    return 0;
+}
+#endif
+
 /* 1 when the route takes its body in pieces as it arrives (the uploads). */
 static int streams_body(h2o_req_t *req, const br_match_t *m)
 {
@@ -577,7 +602,15 @@ static int streams_body(h2o_req_t *req, const br_match_t *m)
  * above 32 MiB in a spill file under <root>/tmp, before anything answered.
  * After such an early answer h2o closes the HTTP/1 connection (the unread
  * body cannot be told from a next request) or resets the HTTP/2 stream with
- * NO_ERROR. The system-h2o build keeps h2o's buffering. */
+ * NO_ERROR. Except for a short body (declared, up to BR_SHORT_BODY): it is
+ * read first, and everything else then runs as for a buffered body, so a
+ * refusal comes after it, as clients that send the body right behind the head
+ * expect: the HTTP/1 connection stays open, and an HTTP/2 stream is not reset
+ * while the client still sends (curl 7.88 reports such a reset as an error,
+ * not the answer it got). The system-h2o build keeps h2o's buffering. */
+
+/* The longest body read before anything answers: the token form's limit. */
+#define BR_SHORT_BODY ((size_t)BR_AUTH_FORM_MAX)
 
 int br_wants_body_stream(h2o_req_t *req)
 {
@@ -646,7 +679,10 @@ static int with_body(h2o_req_t *req, const br_match_t *m, br_handler_fn fn, size
 {
 #if BR_PATCHED_H2O
     h2o_req_body_stream_t *bs = req->body_stream;
-    if (bs != NULL) {
+    if (bs != NULL && req->entity.base != NULL) { /* read already, as a short body */
+        if (req->entity.len > limit)
+            return br_send_error(req, BR_E_TOO_LARGE, detail);
+    } else if (bs != NULL) {
         if (bs->length != SIZE_MAX && bs->length > limit)
             return br_send_error(req, BR_E_TOO_LARGE, detail);
         body_job_t *j = h2o_mem_alloc_shared(&req->pool, sizeof(*j), on_body_job_dispose);
@@ -679,6 +715,8 @@ static const unsigned char route_groups[] = {
     [BR_ROUTE_TAGS] = BR_MROUTE_TAGS,          [BR_ROUTE_REFERRERS] = BR_MROUTE_REFERRERS,
 };
 
+static int route(h2o_req_t *req, const br_match_t *unused);
+
 int br_on_req(h2o_handler_t *self, h2o_req_t *req)
 {
     (void)self;
@@ -686,11 +724,12 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
     /* A reload applies from the next request, also on a connection that is
      * already open and on a thread still blocked in poll when it happened. */
     br_snapshot_update(br_thread);
-    br_req_note_t *note = br_request_id(req);
+    br_request_id(req);
     if (req->version >= 0x200 && br_thread->metrics != NULL)
         br_conn_is_h2(req);
     br_add_header(req, "Docker-Distribution-API-Version", "registry/2.0", strlen("registry/2.0"));
 
+    /* before a body is read: the check looks at the raw head in the input */
     if (is_smuggling_attempt(req)) {
         req->http1_is_persistent = 0;
         br_add_header_token(req, H2O_TOKEN_CONNECTION, "close", 5);
@@ -707,6 +746,20 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
         req->http1_is_persistent = 0;
         return br_send_error_code(req, 431, "SIZE_INVALID", "request header fields too large", NULL);
     }
+#if BR_PATCHED_H2O
+    /* A short body is read before anything answers (see "request bodies"). */
+    static const br_match_t no_match;
+    if (req->body_stream != NULL && req->body_stream->length <= BR_SHORT_BODY && !is_upload_body(req))
+        return with_body(req, &no_match, route, BR_SHORT_BODY, NULL);
+#endif
+    return route(req, NULL);
+}
+
+/* Everything after the checks of the head: routes and answers req. */
+static int route(h2o_req_t *req, const br_match_t *unused)
+{
+    (void)unused;
+    br_req_note_t *note = br_req_note(req);
     if (to_origin_form(req) != 0)
         return br_send_error_code(req, 400, "UNSUPPORTED", "bad request", "malformed request target");
 
