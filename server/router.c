@@ -555,31 +555,6 @@ static int to_origin_form(h2o_req_t *req)
     return 0;
 }
 
-#if BR_PATCHED_H2O
-/* 1 when req is an upload whose body streams (POST, PATCH and PUT of
- * blobs/uploads), decided from the head as sent, before to_origin_form: an
- * absolute-form target is looked at in the origin form it carries. */
-static int is_upload_body(h2o_req_t *req)
-{
-    h2o_iovec_t method = req->input.method;
-    br_str_t target = br_str(req->input.path.base, req->input.path.len), authority;
-    if ((target.len == 0 || target.base[0] != '/') && (req->version >= 0x200 || br_target_split(target, &authority, &target) != 0))
-        return 0;
-    const char *q = memchr(target.base, '?', target.len);
-    size_t plen = q != NULL ? (size_t)(q - target.base) : target.len;
-    if (plen <= 4 || memcmp(target.base, "/v2/", 4) != 0)
-        return 0;
-    br_match_t m;
-    if (match_route(br_str(target.base + 4, plen - 4), &m) != 0)
-        return 0;
-    if (m.route == BR_ROUTE_UPLOAD_START)
-        return h2o_memis(method.base, method.len, H2O_STRLIT("POST"));
-    if (m.route == BR_ROUTE_UPLOAD)
-        return h2o_memis(method.base, method.len, H2O_STRLIT("PATCH")) || h2o_memis(method.base, method.len, H2O_STRLIT("PUT"));
-    return 0;
-}
-#endif
-
 /* 1 when the route takes its body in pieces as it arrives (the uploads). */
 static int streams_body(h2o_req_t *req, const br_match_t *m)
 {
@@ -588,11 +563,29 @@ static int streams_body(h2o_req_t *req, const br_match_t *m)
     return m->route == BR_ROUTE_UPLOAD && (method_is(req, "PATCH") || method_is(req, "PUT"));
 }
 
+#if BR_PATCHED_H2O
+/* streams_body, decided from the head as sent, before to_origin_form: an
+ * absolute-form target is looked at in the origin form it carries. */
+static int is_upload_body(h2o_req_t *req)
+{
+    br_str_t target = br_str(req->input.path.base, req->input.path.len), authority;
+    if ((target.len == 0 || target.base[0] != '/') && (req->version >= 0x200 || br_target_split(target, &authority, &target) != 0))
+        return 0;
+    const char *q = memchr(target.base, '?', target.len);
+    size_t plen = q != NULL ? (size_t)(q - target.base) : target.len;
+    if (plen <= 4 || memcmp(target.base, "/v2/", 4) != 0)
+        return 0;
+    br_match_t m;
+    return match_route(br_str(target.base + 4, plen - 4), &m) == 0 && streams_body(req, &m);
+}
+#endif
+
 /* ---- request bodies ---------------------------------------------------------
  * In the patched build (server/h2o/0002, 0004, 0005) every request with a body
  * reaches br_on_req once its head has arrived, before any of the body is read
- * (an HTTP/1 request with a body is never upgraded to h2c: 0005). The uploads take theirs in pieces (server/uploads.c). Any
- * other route gets its body collected here, up to the route's own limit (0 for
+ * (an HTTP/1 request with a body is never upgraded to h2c: 0005). The uploads
+ * take theirs in pieces (server/uploads.c). Any other route gets its body
+ * collected here, up to the route's own limit (0 for
  * a route that takes none), into req->entity as h2o's buffered path would hand
  * it over, and then its handler runs unchanged. So a request refused on its
  * head (400, 401, 403, 404, 405, 431) is answered without reading its body, a
@@ -611,6 +604,9 @@ static int streams_body(h2o_req_t *req, const br_match_t *m)
 
 /* The longest body read before anything answers: the token form's limit. */
 #define BR_SHORT_BODY ((size_t)BR_AUTH_FORM_MAX)
+
+/* The match of a request that names no route (probes, token, before routing). */
+static const br_match_t no_match;
 
 int br_wants_body_stream(h2o_req_t *req)
 {
@@ -748,7 +744,6 @@ int br_on_req(h2o_handler_t *self, h2o_req_t *req)
     }
 #if BR_PATCHED_H2O
     /* A short body is read before anything answers (see "request bodies"). */
-    static const br_match_t no_match;
     if (req->body_stream != NULL && req->body_stream->length <= BR_SHORT_BODY && !is_upload_body(req))
         return with_body(req, &no_match, route, BR_SHORT_BODY, NULL);
 #endif
@@ -766,20 +761,19 @@ static int route(h2o_req_t *req, const br_match_t *unused)
     size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
     br_str_t path = br_str(req->path.base, plen);
     /* The probes answer before auth: a load balancer has no credentials. */
-    static const br_match_t no_route;
     if (br_cfg()->health.on_main && br_health_path(path)) {
         note->route = BR_MROUTE_HEALTH;
         if (!method_is(req, "GET") && !br_is_head(req))
-            return handle_health(req, &no_route); /* its own 405 */
-        return with_body(req, &no_route, handle_health, 0, "this request takes no body");
+            return handle_health(req, &no_match); /* its own 405 */
+        return with_body(req, &no_match, handle_health, 0, "this request takes no body");
     }
     const char *token_path = br_cfg()->auth.token.path;
     if (token_path != NULL && token_path[0] != '\0' && br_str_eq(path, br_cstr(token_path))) {
         note->route = BR_MROUTE_TOKEN;
         if (method_is(req, "POST"))
-            return with_body(req, &no_route, handle_token, BR_AUTH_FORM_MAX, "token request form too large");
+            return with_body(req, &no_match, handle_token, BR_AUTH_FORM_MAX, "token request form too large");
         if (method_is(req, "GET"))
-            return with_body(req, &no_route, handle_token, 0, "this request takes no body");
+            return with_body(req, &no_match, handle_token, 0, "this request takes no body");
         return send_method_not_allowed(req, "GET, POST");
     }
     if (!(path.len >= 4 && memcmp(path.base, "/v2/", 4) == 0) && !br_str_eq(path, BR_STR("/v2")))
