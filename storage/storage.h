@@ -199,9 +199,22 @@ const char *br_upload_uuid(const br_upload_t *u);
 uint64_t br_upload_size(const br_upload_t *u);
 /* Seconds since the epoch when the session started. */
 uint64_t br_upload_started(const br_upload_t *u);
-/* Appends len bytes and updates the running hash. Not durable until save or
- * commit. Returns 0 or errno. */
+/* Appends len bytes and updates the running hash (br_upload_append, then
+ * br_upload_hash). Not durable until save or commit. Returns 0 or errno (then
+ * the session stays at its previous size). */
 int br_upload_write(br_upload_t *u, const void *p, size_t len);
+/* The two halves of br_upload_write, for a caller that hashes on another
+ * thread while it writes. append adds len bytes at the end of the content
+ * (0 or errno; on an error nothing of them counts); hash adds bytes to the
+ * running hash (0, or BR_E_BLOB_UPLOAD_UNKNOWN once the session is finished).
+ * The caller hands hash the same bytes as append, in the same order. The two
+ * may run at the same time on two threads (they share no state), but each on
+ * one thread at a time, and no other call on the handle may overlap either
+ * (the caller orders them, e.g. through a queue's lock). save and commit
+ * refuse with BR_E_INTERNAL, saving and committing nothing, while the bytes
+ * appended and hashed differ in number. br_upload_size counts appended bytes. */
+int br_upload_append(br_upload_t *u, const void *p, size_t len);
+int br_upload_hash(br_upload_t *u, const void *p, size_t len);
 /* Makes everything written so far durable and records the size and hash state,
  * so the session survives a restart at this point. */
 int br_upload_save(br_upload_t *u);

@@ -2,6 +2,13 @@
  * Upload sessions: bytes in uploads/<uuid>, size and hash state in the
  * uploads sub-database.
  *
+ * Appending and hashing are two steps (br_upload_append, br_upload_hash) so a
+ * server can hash on another thread while it writes: they touch disjoint
+ * fields (fd, size, flushed / hash, hashed) and may run at the same time on
+ * two threads; save and commit check that both covered the same bytes, so an
+ * out-of-step caller gets an error, never a wrong digest or a record whose
+ * hash does not match its size. br_upload_write does both, in one thread.
+ *
  * Durability is staged. write() only appends and hashes; every few MiB it
  * starts writeback (sync_file_range WRITE, which does not wait) so that the
  * fdatasync in save/commit finds little left to do: the server runs these on
@@ -42,6 +49,7 @@ struct st_br_upload_t {
     int dir_synced; /* uploads/ fsynced since the file was created */
     uint64_t size, started, flushed;
     br_hash_t hash;
+    uint64_t hashed; /* bytes in hash (equal to size whenever the handle is consistent) */
     size_t repo_len;
     char repo[BR_NAME_MAX + 1];
 };
@@ -110,7 +118,7 @@ static int get_record(br_upload_t *u, br_str_t repo)
         goto Exit;
     }
     u->started = h.started;
-    u->size = u->flushed = h.size;
+    u->size = u->flushed = u->hashed = h.size;
     memcpy(&u->hash, p + h.repo_len, sizeof(br_hash_t));
     ret = 0;
 Exit:
@@ -264,18 +272,18 @@ uint64_t br_upload_started(const br_upload_t *u)
     return u->started;
 }
 
-int br_upload_write(br_upload_t *u, const void *p, size_t len)
+int br_upload_append(br_upload_t *u, const void *p, size_t len)
 {
     int ret;
     if (u->finished)
         return BR_E_BLOB_UPLOAD_UNKNOWN;
     if ((ret = br_pwrite_all(u->fd, p, len, u->size)) != 0) {
-        /* Keep file and hash in step: drop whatever part did get written. */
+        /* Keep the file at the size recorded so far: drop whatever part did
+         * get written. */
         if (ftruncate(u->fd, (off_t)u->size) != 0)
             br_warn("storage: upload %s: truncate after failed write: %s", u->claim.uuid, strerror(errno));
         return ret;
     }
-    br_hash_update(&u->hash, p, len);
     u->size += len;
     if (u->store->fsync && u->size - u->flushed >= BR_UPLOAD_WRITEBACK) {
         /* Failures here resurface at the fdatasync that matters. */
@@ -283,6 +291,34 @@ int br_upload_write(br_upload_t *u, const void *p, size_t len)
         u->flushed = u->size;
     }
     return 0;
+}
+
+int br_upload_hash(br_upload_t *u, const void *p, size_t len)
+{
+    if (u->finished)
+        return BR_E_BLOB_UPLOAD_UNKNOWN;
+    br_hash_update(&u->hash, p, len);
+    u->hashed += len;
+    return 0;
+}
+
+int br_upload_write(br_upload_t *u, const void *p, size_t len)
+{
+    int ret;
+    if ((ret = br_upload_append(u, p, len)) != 0)
+        return ret;
+    return br_upload_hash(u, p, len);
+}
+
+/* Appended and hashed bytes differ: a caller bug, which must never become a
+ * saved hash state or a committed digest that does not describe the file. */
+static int check_in_step(br_upload_t *u)
+{
+    if (u->hashed == u->size)
+        return 0;
+    br_error("storage: upload %s: %llu bytes written but %llu hashed; refusing to save", u->claim.uuid,
+             (unsigned long long)u->size, (unsigned long long)u->hashed);
+    return BR_E_INTERNAL;
 }
 
 static int sync_data(br_upload_t *u)
@@ -305,6 +341,8 @@ int br_upload_save(br_upload_t *u)
     int ret;
     if (u->finished)
         return BR_E_BLOB_UPLOAD_UNKNOWN;
+    if ((ret = check_in_step(u)) != 0)
+        return ret;
     /* Data before record: the record must never claim bytes a crash can lose. */
     if ((ret = sync_data(u)) != 0)
         return ret;
@@ -357,6 +395,8 @@ int br_upload_commit(br_upload_t *u, const br_digest_t *expected, uint64_t *size
 
     if (u->finished)
         return BR_E_BLOB_UPLOAD_UNKNOWN;
+    if ((ret = check_in_step(u)) != 0)
+        return ret;
     if ((ret = upload_digest(u, expected->alg, &got)) != 0)
         return ret;
     if (!br_digest_eq(&got, expected)) {

@@ -349,6 +349,81 @@ static void test_uploads(void)
     store_consistent(s, "cancel and malformed uuids");
 }
 
+/* ---- uploads through append + hash (hashing on another thread) ------------- */
+
+typedef struct st_hasher_t {
+    br_upload_t *u;
+    const unsigned char *data;
+    size_t len, step;
+    int fails;
+} hasher_t;
+
+static void *hash_main(void *arg)
+{
+    hasher_t *h = arg;
+    for (size_t off = 0; off < h->len; off += h->step)
+        h->fails += br_upload_hash(h->u, h->data + off, h->len - off < h->step ? h->len - off : h->step) != 0;
+    return NULL;
+}
+
+static void test_split_uploads(void)
+{
+    static unsigned char data[8 << 20];
+    br_upload_t *u = NULL;
+    br_digest_t d;
+    uint64_t size = 0;
+    char uuid[BR_UUID_LEN + 1];
+    fill_bytes(data, sizeof(data), 7);
+
+    /* append on this thread while another hashes the same bytes */
+    is_int(br_upload_start(s, R("split"), &u), 0, "split: start");
+    hasher_t h = {u, data, sizeof(data), 300000, 0};
+    pthread_t tid;
+    pthread_create(&tid, NULL, hash_main, &h);
+    int fails = 0;
+    for (size_t off = 0; off < sizeof(data); off += 1 << 20)
+        fails += br_upload_append(u, data + off, 1 << 20) != 0;
+    pthread_join(tid, NULL);
+    is_int(fails + h.fails, 0, "split: 8 MiB appended and hashed concurrently");
+    is_int(br_upload_size(u), sizeof(data), "split: size counts appended bytes");
+    d = digest_of(BR_ALG_SHA256, data, sizeof(data));
+    is_int(br_upload_commit(u, &d, &size), 0, "split: commit with the digest of the content");
+    br_upload_destroy(u);
+    is_int(br_blob_stat(s, R("split"), &d, &size), 0, "split: blob stored");
+
+    /* out of step: appended but not hashed */
+    is_int(br_upload_start(s, R("split"), &u), 0, "out of step: start");
+    snprintf(uuid, sizeof(uuid), "%s", br_upload_uuid(u));
+    is_int(br_upload_write(u, data, 4096), 0, "out of step: write");
+    is_int(br_upload_save(u), 0, "out of step: save while in step");
+    is_int(br_upload_append(u, data + 4096, 1000), 0, "out of step: append without hash");
+    is_int(br_upload_save(u), BR_E_INTERNAL, "out of step: save refused");
+    d = digest_of(BR_ALG_SHA256, data, 5096);
+    is_int(br_upload_commit(u, &d, &size), BR_E_INTERNAL, "out of step: commit refused");
+    d = digest_of(BR_ALG_SHA256, data, 4096);
+    is_int(br_upload_commit(u, &d, &size), BR_E_INTERNAL, "out of step: commit of the hashed part refused too");
+    is_int(br_blob_stat_any(s, &d, &size), BR_E_BLOB_UNKNOWN, "out of step: nothing stored");
+    /* hashed more than appended */
+    is_int(br_upload_hash(u, data + 4096, 1000), 0, "out of step: hash catches up");
+    is_int(br_upload_hash(u, data + 5096, 10), 0, "out of step: hash ahead of the file");
+    is_int(br_upload_save(u), BR_E_INTERNAL, "out of step: save refused when hash is ahead");
+    br_upload_destroy(u); /* as if the process died here */
+    /* the record is the last good save: resume is consistent with it */
+    is_int(br_upload_resume(s, R("split"), br_cstr(uuid), &u), 0, "out of step: resume");
+    is_int(u != NULL ? (long long)br_upload_size(u) : -1, 4096, "out of step: resumed at the last save");
+    is_int(upload_file_size(uuid), 4096, "out of step: unsaved bytes cut back");
+    if (u != NULL) {
+        is_int(br_upload_append(u, data + 4096, 5000), 0, "after resume: append");
+        is_int(br_upload_hash(u, data + 4096, 5000), 0, "after resume: hash");
+        is_int(br_upload_save(u), 0, "after resume: save in step");
+        d = digest_of(BR_ALG_SHA256, data, 9096);
+        is_int(br_upload_commit(u, &d, &size), 0, "after resume: commit (hash state restored)");
+        is_int(size, 9096, "after resume: committed size");
+        br_upload_destroy(u);
+    }
+    store_consistent(s, "split uploads");
+}
+
 static void test_purge(void)
 {
     br_upload_t *old = NULL, *live = NULL, *young = NULL, *u = NULL;
@@ -1043,6 +1118,7 @@ int main(void)
     test_blobs();
     test_mount_any();
     test_uploads();
+    test_split_uploads();
     test_purge();
     /* Durable commits were exercised above; the index logic below does not
      * depend on them and runs hundreds of transactions. */
