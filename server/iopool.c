@@ -29,19 +29,36 @@
  * connection, so its loop waits for the answer), then br_io_stop lets the
  * pool threads finish what is queued and destroys jobs whose loop is gone,
  * before the store closes.
+ *
+ * A second pool of the same kind, the hash pool (br_hash_submit), hashes
+ * upload pieces beside the loop (uploads.c). It has its own queue and
+ * threads so a hash job never waits behind fsync-bound jobs; its jobs come
+ * back through the same per-thread completion list. It takes no hook in
+ * req->pool (an upload submits one job per piece, and the pool's shared
+ * entries would pile up for the request's lifetime): its caller reports the
+ * request's end with br_io_forget.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include "server/server.h"
 
-static pthread_mutex_t io_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t io_wake = PTHREAD_COND_INITIALIZER;
-static br_io_job_t *queue_head, **queue_tail = &queue_head; /* FIFO, under io_lock */
-static int io_stopping;
-static pthread_t *io_tids;
-static size_t num_io_threads;
-static unsigned io_jobs; /* submitted and not yet destroyed (atomic), for the metrics */
+/* A queue and the threads that run it. */
+typedef struct st_pool_t {
+    const char *what;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;
+    br_io_job_t *head, **tail; /* FIFO, under lock */
+    int stopping;
+    pthread_t *tids;
+    size_t num_threads;
+} pool_t;
+
+static pool_t io_pool = {"I/O", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &io_pool.head, 0, NULL, 0};
+static pool_t hash_pool = {"hash", PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, &hash_pool.head, 0, NULL, 0};
+/* Guards every thread's io_done list (both pools complete into it). */
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static unsigned io_jobs; /* I/O jobs submitted and not yet destroyed (atomic), for the metrics */
 
 unsigned br_io_jobs(void)
 {
@@ -51,68 +68,90 @@ unsigned br_io_jobs(void)
 static void job_destroy(br_io_job_t *j)
 {
     br_snapshot_t *snap = j->_snap;
+    int counted = j->_pool == &io_pool;
     j->destroy(j);
     br_snapshot_release(snap);
-    __atomic_sub_fetch(&io_jobs, 1, __ATOMIC_RELAXED);
+    if (counted)
+        __atomic_sub_fetch(&io_jobs, 1, __ATOMIC_RELAXED);
 }
 
 /* Pool thread: runs jobs in arrival order and hands each back to its owner. */
-static void *io_main(void *arg)
+static void *pool_main(void *arg)
 {
-    (void)arg;
-    pthread_mutex_lock(&io_lock);
+    pool_t *p = arg;
+    pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (queue_head == NULL && !io_stopping)
-            pthread_cond_wait(&io_wake, &io_lock);
-        br_io_job_t *j = queue_head;
+        while (p->head == NULL && !p->stopping)
+            pthread_cond_wait(&p->wake, &p->lock);
+        br_io_job_t *j = p->head;
         if (j == NULL)
             break; /* stopping, and nothing left to run */
-        if ((queue_head = j->_next) == NULL)
-            queue_tail = &queue_head;
-        pthread_mutex_unlock(&io_lock);
+        if ((p->head = j->_next) == NULL)
+            p->tail = &p->head;
+        pthread_mutex_unlock(&p->lock);
         j->run(j);
-        pthread_mutex_lock(&io_lock);
         br_thread_t *t = j->_owner;
+        pthread_mutex_lock(&done_lock);
         j->_next = t->io_done;
         t->io_done = j;
-        pthread_mutex_unlock(&io_lock);
+        pthread_mutex_unlock(&done_lock);
         br_thread_wake(t);
-        pthread_mutex_lock(&io_lock);
+        pthread_mutex_lock(&p->lock);
     }
-    pthread_mutex_unlock(&io_lock);
+    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
-void br_io_start(unsigned n)
+static void pool_start(pool_t *p, unsigned n)
 {
-    num_io_threads = n != 0 ? n : 1;
-    io_tids = br_calloc(num_io_threads, sizeof(*io_tids));
-    for (size_t i = 0; i < num_io_threads; i++) {
-        int err = pthread_create(&io_tids[i], NULL, io_main, NULL);
+    p->num_threads = n != 0 ? n : 1;
+    p->tids = br_calloc(p->num_threads, sizeof(*p->tids));
+    for (size_t i = 0; i < p->num_threads; i++) {
+        int err = pthread_create(&p->tids[i], NULL, pool_main, p);
         if (err != 0) {
-            br_error("cannot start I/O thread: %s", strerror(err));
+            br_error("cannot start %s thread: %s", p->what, strerror(err));
             abort();
         }
     }
 }
 
+/* Lets p's threads finish what is queued, then joins them. */
+static void pool_stop(pool_t *p)
+{
+    if (p->tids == NULL)
+        return;
+    pthread_mutex_lock(&p->lock);
+    p->stopping = 1;
+    pthread_cond_broadcast(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+    for (size_t i = 0; i < p->num_threads; i++)
+        pthread_join(p->tids[i], NULL);
+    free(p->tids);
+    p->tids = NULL;
+}
+
+void br_io_start(unsigned io_threads, unsigned hash_threads)
+{
+    pool_start(&io_pool, io_threads);
+    pool_start(&hash_pool, hash_threads);
+}
+
 void br_io_stop(br_thread_t *threads, size_t n)
 {
-    if (io_tids == NULL)
+    if (io_pool.tids == NULL)
         return;
-    pthread_mutex_lock(&io_lock);
-    io_stopping = 1;
-    pthread_cond_broadcast(&io_wake);
-    pthread_mutex_unlock(&io_lock);
-    for (size_t i = 0; i < num_io_threads; i++)
-        pthread_join(io_tids[i], NULL);
-    free(io_tids);
-    io_tids = NULL;
+    /* The hash pool first: a hash job's destroy may submit an I/O job (the
+     * cancel of a session its request left behind). */
+    pool_stop(&hash_pool);
+    pool_stop(&io_pool);
     /* Answers no loop is left to send (a drain that hit its deadline): the
-     * work is done, only the job is freed; its request is never touched. */
+     * work is done, only the job is freed; its request is never touched. A
+     * job that destroy submits now runs at once (the pool is stopping). */
     for (size_t i = 0; i < n; i++) {
+        pthread_mutex_lock(&done_lock);
         br_io_job_t *j = threads[i].io_done;
         threads[i].io_done = NULL;
+        pthread_mutex_unlock(&done_lock);
         while (j != NULL) {
             br_io_job_t *next = j->_next;
             job_destroy(j);
@@ -129,42 +168,60 @@ static void on_req_dispose(void *p)
         (*slot)->_req = NULL;
 }
 
-void br_io_submit(h2o_req_t *req, br_io_job_t *j)
+static void submit(pool_t *p, h2o_req_t *req, br_io_job_t *j)
 {
     br_thread_t *t = br_thread;
     j->_owner = t;
     j->_req = req;
+    j->_pool = p;
+    j->_snap = t != NULL ? t->snap : NULL;
+    if (j->_snap != NULL)
+        __atomic_add_fetch(&j->_snap->_refs, 1, __ATOMIC_ACQ_REL);
+    j->_next = NULL;
+    if (p == &io_pool)
+        __atomic_add_fetch(&io_jobs, 1, __ATOMIC_RELAXED);
+    pthread_mutex_lock(&p->lock);
+    if (p->stopping || t == NULL) {
+        /* A job without a request (a clean-up) made while the pool stops, or
+         * off a loop: run it here. */
+        pthread_mutex_unlock(&p->lock);
+        j->run(j);
+        job_destroy(j);
+        return;
+    }
+    *p->tail = j;
+    p->tail = &j->_next;
+    pthread_cond_signal(&p->wake);
+    pthread_mutex_unlock(&p->lock);
+}
+
+void br_io_submit(h2o_req_t *req, br_io_job_t *j)
+{
     j->_slot = NULL;
     if (req != NULL) {
         j->_slot = h2o_mem_alloc_shared(&req->pool, sizeof(*j->_slot), on_req_dispose);
         *j->_slot = j;
     }
-    j->_snap = t != NULL ? t->snap : NULL;
-    if (j->_snap != NULL)
-        __atomic_add_fetch(&j->_snap->_refs, 1, __ATOMIC_ACQ_REL);
-    j->_next = NULL;
-    __atomic_add_fetch(&io_jobs, 1, __ATOMIC_RELAXED);
-    pthread_mutex_lock(&io_lock);
-    if (io_stopping || t == NULL) {
-        /* A job without a request (a clean-up) made while the pool stops, or
-         * off a loop: run it here. */
-        pthread_mutex_unlock(&io_lock);
-        j->run(j);
-        job_destroy(j);
-        return;
-    }
-    *queue_tail = j;
-    queue_tail = &j->_next;
-    pthread_cond_signal(&io_wake);
-    pthread_mutex_unlock(&io_lock);
+    submit(&io_pool, req, j);
+}
+
+void br_hash_submit(h2o_req_t *req, br_io_job_t *j)
+{
+    j->_slot = NULL;
+    submit(&hash_pool, req, j);
+}
+
+void br_io_forget(br_io_job_t *j)
+{
+    j->_req = NULL;
 }
 
 void br_io_complete(br_thread_t *t)
 {
-    pthread_mutex_lock(&io_lock);
+    pthread_mutex_lock(&done_lock);
     br_io_job_t *list = t->io_done, *rev = NULL;
     t->io_done = NULL;
-    pthread_mutex_unlock(&io_lock);
+    pthread_mutex_unlock(&done_lock);
     /* in completion order */
     while (list != NULL) {
         br_io_job_t *next = list->_next;
@@ -175,7 +232,8 @@ void br_io_complete(br_thread_t *t)
     while (rev != NULL) {
         br_io_job_t *j = rev, *next = j->_next;
         if (j->_req != NULL) {
-            *j->_slot = NULL;
+            if (j->_slot != NULL)
+                *j->_slot = NULL;
             j->done(j, j->_req);
         }
         job_destroy(j);

@@ -687,7 +687,7 @@ static int serve(br_snapshot_t *snap)
     br_gc_start(c);
     br_events_start();
     br_scrub_start(c);
-    br_io_start(c->io_threads);
+    br_io_start(c->io_threads, (unsigned)num_threads);
     /* Thread 0 is this one; it runs after the others are started. */
     for (size_t i = 1; i < num_threads; i++) {
         threads[i].index = i;

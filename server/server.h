@@ -199,17 +199,28 @@ typedef struct st_br_io_job_t {
     br_thread_t *_owner;
     h2o_req_t *_req; /* NULL once the request is disposed (owner thread) */
     struct st_br_io_job_t **_slot;
+    struct st_pool_t *_pool;
     br_snapshot_t *_snap;
 } br_io_job_t;
-/* Starts / stops the pool (main thread: after the store opens, and after the
- * loop threads ended, before it closes). Stop runs what is queued, then
- * destroys the jobs of the n threads that no loop answered any more. */
-void br_io_start(unsigned n);
+/* Starts / stops the pools (main thread: after the store opens, and after the
+ * loop threads ended, before it closes): io_threads for I/O jobs, hash_threads
+ * for hash jobs. Stop runs what is queued, then destroys the jobs of the n
+ * threads that no loop answered any more. */
+void br_io_start(unsigned io_threads, unsigned hash_threads);
 void br_io_stop(br_thread_t *threads, size_t n);
 /* Queues j for an I/O thread (loop thread of req). The handler returns and
  * answers in j->done. req NULL: a job nobody waits for (a clean-up); done is
  * never called. */
 void br_io_submit(h2o_req_t *req, br_io_job_t *j);
+/* Queues j for a hash thread (loop thread of req, which must not be NULL):
+ * CPU work only, which never waits behind the I/O jobs' syncs. No hook is put
+ * in req->pool (a job may be submitted again each time it came back): the
+ * caller calls br_io_forget(j) if req is disposed while j is queued or
+ * running, and then done is not called. */
+void br_hash_submit(h2o_req_t *req, br_io_job_t *j);
+/* The request of j (in flight) goes away: done will not be called, destroy
+ * will. Loop thread of req. */
+void br_io_forget(br_io_job_t *j);
 /* On thread t's wake-up: the finished jobs' done and destroy. */
 void br_io_complete(br_thread_t *t);
 /* A destroy for a job that owns nothing but itself: frees it. */

@@ -7,6 +7,24 @@
  * more (back-pressure: nothing more is read while a piece is being written), so
  * receiving, hashing and writing overlap and memory stays flat.
  *
+ * Over HTTP/1, hashing (SHA-256, about twice the time of the write) runs
+ * beside the loop: a piece of at least HASH_OFFLOAD_MIN bytes is copied into the upload's
+ * hasher buffer and handed to a hash thread (iopool.c's hash pool); the loop
+ * writes the piece from h2o's buffer meanwhile and lets h2o read on at once.
+ * At most one slice (HASH_SLICE bytes) per upload is being hashed: the next
+ * piece waits, unread further, until that hash job is back. The hash thread
+ * never touches h2o memory, which HTTP/2 frees on a reset and HTTP/1 on a
+ * disconnect before berth could wait for anything. The body's end waits for
+ * the last hash before the save or commit. When the request goes away while
+ * a hash job runs, the hasher outlives it and the job's destroy lets go of
+ * the session (iopool.c's orphan pattern).
+ * Holding a piece across loop turns (while the previous hash job runs) is
+ * safe over HTTP/1 only: there h2o stops reading the socket until proceed, so
+ * the piece's bytes cannot move. Over HTTP/2, DATA frames that arrive
+ * meanwhile are appended to the stream's buffer, which h2o_buffer_reserve
+ * may move or reallocate (server/h2o/0004), so HTTP/2 pieces are still hashed
+ * inline, within the callback.
+ *
  * Everything that waits for the disk (the session's start, save, commit and
  * cancel, and mounts) runs on the I/O threads (iopool.c); the loop answers
  * when the job comes back.
@@ -33,6 +51,8 @@
 
 typedef enum { OP_MONOLITHIC, OP_PATCH, OP_PUT } op_t;
 
+struct st_hasher_t;
+
 typedef struct st_upload_job_t {
     br_deferred_t defer;
     h2o_req_t *req;
@@ -43,6 +63,13 @@ typedef struct st_upload_job_t {
     const char *body;
     size_t len, done, released;
     uint64_t range_len; /* a streamed body's length per Content-Range, or UINT64_MAX */
+#if BR_PATCHED_H2O
+    struct st_hasher_t *hasher; /* NULL until the first piece hashed beside the loop */
+    h2o_iovec_t piece;          /* the streamed piece being taken (valid until h2o_req_proceed_body) */
+    size_t piece_off;           /* of it written so far */
+    h2o_req_body_state_t piece_state;
+    int fail_err; /* a write or hash failed: answered once the hash job in flight is back */
+#endif
 } upload_job_t;
 
 /* A session cancel on an I/O thread (it commits to the index). Answers the
@@ -81,16 +108,65 @@ static void cancel_upload(h2o_req_t *req, br_upload_t *up)
     br_io_submit(req, &c->io);
 }
 
-/* Lets go of the session; one this request created (monolithic) goes with it,
+/* Lets go of a session; one its request created (monolithic) goes with it,
  * so an upload that never completed leaves no trace. */
+static void release_upload(br_upload_t *up, op_t op)
+{
+    if (op == OP_MONOLITHIC)
+        cancel_upload(NULL, up);
+    else
+        br_upload_destroy(up);
+}
+
+#if BR_PATCHED_H2O
+/* Pieces (or slices of a larger piece) at least this long are hashed on a
+ * hash thread; shorter ones inline, where a handoff would cost more than the
+ * hash. */
+#define HASH_OFFLOAD_MIN (64u << 10)
+/* The most one hash job takes: an HTTP/1 piece is at most a 512 KiB read
+ * burst (server/h2o/0003); an HTTP/2 piece is what the stream's window held,
+ * up to 16 MiB, and goes in slices of this size. */
+#define HASH_SLICE (512u << 10)
+
+/* The part of a streamed upload that hash threads use. Loop thread only,
+ * except buf and up, which the one job in flight reads on a hash thread. */
+typedef struct st_hasher_t {
+    br_upload_t *up;                /* the session hashed into */
+    upload_job_t *owner;            /* NULL once the request is gone */
+    struct st_hash_job_t *current;  /* the job queued or running, or NULL */
+    int drop;                       /* the request went while current ran: its destroy releases up */
+    op_t op;
+    unsigned refs;                  /* owner's and current's */
+    char buf[HASH_SLICE];           /* the slice being hashed, copied out of h2o's buffer */
+} hasher_t;
+
+typedef struct st_hash_job_t {
+    br_io_job_t io;
+    hasher_t *h;
+    size_t len;
+    int err;
+} hash_job_t;
+
+static void hasher_unref(hasher_t *h)
+{
+    if (--h->refs == 0)
+        free(h);
+}
+#endif
+
 static void drop_upload(upload_job_t *j)
 {
     if (j->up == NULL)
         return;
-    if (j->op == OP_MONOLITHIC)
-        cancel_upload(NULL, j->up);
-    else
-        br_upload_destroy(j->up);
+#if BR_PATCHED_H2O
+    if (j->hasher != NULL && j->hasher->current != NULL) {
+        /* the request goes while a hash thread still hashes into it */
+        j->hasher->drop = 1;
+        j->up = NULL;
+        return;
+    }
+#endif
+    release_upload(j->up, j->op);
     j->up = NULL;
 }
 
@@ -99,6 +175,16 @@ static void on_job_dispose(void *p)
     upload_job_t *j = p;
     br_defer_cancel(&j->defer);
     drop_upload(j);
+#if BR_PATCHED_H2O
+    if (j->hasher != NULL) {
+        hasher_t *h = j->hasher;
+        if (h->current != NULL)
+            br_io_forget(&h->current->io);
+        h->owner = NULL;
+        j->hasher = NULL;
+        hasher_unref(h);
+    }
+#endif
 }
 
 static void add_upload_headers_of(h2o_req_t *req, br_str_t name, const char *uuid, uint64_t size)
@@ -237,17 +323,112 @@ static void run_slice(br_deferred_t *d)
 }
 
 #if BR_PATCHED_H2O
-/* One piece of a streamed body (see h2o_req_body_state_t): written and hashed
- * before h2o reads more. */
-static void on_body_piece(void *ctx, h2o_iovec_t piece, h2o_req_body_state_t state)
+static void pump(upload_job_t *j);
+
+/* Hash thread: the slice's bytes into the session's running hash. */
+static void do_hash(br_io_job_t *io)
 {
-    upload_job_t *j = ctx;
+    hash_job_t *hj = (hash_job_t *)io;
+    hj->err = br_upload_hash(hj->h->up, hj->h->buf, hj->len);
+}
+
+/* Back on the loop, the request still there: take the piece on. */
+static void on_hash_done(br_io_job_t *io, h2o_req_t *req)
+{
+    hash_job_t *hj = (hash_job_t *)io;
+    upload_job_t *j = hj->h->owner;
+    (void)req;
+    hj->h->current = NULL;
+    if (j->up == NULL)
+        return; /* let go of (destroy releases it) */
+    if (hj->err != 0 && j->fail_err == 0)
+        j->fail_err = hj->err;
+    pump(j);
+}
+
+/* Always, after done or instead of it (the request went away): the hash
+ * thread is finished with the hasher, so a session let go of meanwhile is
+ * released now. */
+static void on_hash_destroy(br_io_job_t *io)
+{
+    hash_job_t *hj = (hash_job_t *)io;
+    hasher_t *h = hj->h;
+    if (h->current == hj)
+        h->current = NULL;
+    if (h->drop && h->current == NULL) {
+        h->drop = 0;
+        release_upload(h->up, h->op);
+    }
+    hasher_unref(h);
+    free(hj);
+}
+
+/* Hands a copy of p to a hash thread (none may be in flight). */
+static void hash_beside(upload_job_t *j, const char *p, size_t n)
+{
+    hasher_t *h = j->hasher;
+    if (h == NULL) {
+        /* not calloc: the buffer is overwritten before it is read */
+        h = j->hasher = br_malloc(sizeof(*h));
+        h->up = j->up;
+        h->owner = j;
+        h->current = NULL;
+        h->drop = 0;
+        h->op = j->op;
+        h->refs = 1;
+    }
+    hash_job_t *hj = br_calloc(1, sizeof(*hj));
+    hj->io.run = do_hash;
+    hj->io.done = on_hash_done;
+    hj->io.destroy = on_hash_destroy;
+    hj->h = h;
+    hj->len = n;
+    memcpy(h->buf, p, n);
+    ++h->refs;
+    h->current = hj;
+    br_hash_submit(j->req, &hj->io);
+}
+
+/* Takes the current piece on from where it stands: hashes (beside the loop,
+ * or inline when short) and writes it slice by slice, one hash job at a time,
+ * then lets h2o read more. At the body's end, on a failure and on an invalid
+ * body it first waits for the last hash job: the save or commit needs every
+ * byte hashed, and an error answer goes out only once the session is
+ * released (a client may retry at once and must not find it busy). Returns
+ * early while a hash job runs; its done calls again. */
+static void pump(upload_job_t *j)
+{
     h2o_req_t *req = j->req;
     int err;
 
-    if (state == H2O_REQ_BODY_ABORTED)
-        return; /* the request is disposed next, and the job with it */
-    if (state == H2O_REQ_BODY_INVALID) {
+    while (j->fail_err == 0 && j->piece_off < j->piece.len) {
+        if (j->hasher != NULL && j->hasher->current != NULL)
+            return; /* pieces are hashed in order: the last slice's hash comes first */
+        size_t n = j->piece.len - j->piece_off < HASH_SLICE ? j->piece.len - j->piece_off : HASH_SLICE;
+        const char *p = j->piece.base + j->piece_off;
+        if (n >= HASH_OFFLOAD_MIN && req->version < 0x200)
+            hash_beside(j, p, n);
+        else if ((err = br_upload_hash(j->up, p, n)) != 0)
+            j->fail_err = err;
+        if (j->fail_err == 0 && (err = br_upload_append(j->up, p, n)) != 0)
+            j->fail_err = err;
+        j->piece_off += n;
+    }
+    if (j->fail_err == 0 && j->piece_state == H2O_REQ_BODY_MORE) {
+        /* h2o may hand the next piece from within proceed */
+        j->piece = h2o_iovec_init(NULL, 0);
+        j->piece_off = 0;
+        h2o_req_proceed_body(req);
+        return;
+    }
+    if (j->hasher != NULL && j->hasher->current != NULL)
+        return;
+    if (j->fail_err != 0) {
+        drop_upload(j);
+        br_send_error(req, j->fail_err, "cannot write upload");
+        return;
+    }
+    if (j->piece_state == H2O_REQ_BODY_INVALID) {
         drop_upload(j);
         /* the answers h2o gives a buffered body (server/h2oerrors.c) */
         if (req->body_stream->status == 413)
@@ -255,15 +436,6 @@ static void on_body_piece(void *ctx, h2o_iovec_t piece, h2o_req_body_state_t sta
         else
             br_send_error_code(req, 400, "UNSUPPORTED", "bad request",
                                req->version >= 0x200 ? "body length differs from content-length" : "broken chunked-encoding");
-        return;
-    }
-    if (piece.len != 0 && (err = br_upload_write(j->up, piece.base, piece.len)) != 0) {
-        drop_upload(j);
-        br_send_error(req, err, "cannot write upload");
-        return;
-    }
-    if (state == H2O_REQ_BODY_MORE) {
-        h2o_req_proceed_body(req);
         return;
     }
     /* A chunked body's length is known only now; what it wrote past a wrong
@@ -274,6 +446,19 @@ static void on_body_piece(void *ctx, h2o_iovec_t piece, h2o_req_body_state_t sta
         return;
     }
     finish_job(j);
+}
+
+/* One piece of a streamed body (see h2o_req_body_state_t). h2o reads
+ * nothing more until pump proceeds, so pieces never overlap. */
+static void on_body_piece(void *ctx, h2o_iovec_t piece, h2o_req_body_state_t state)
+{
+    upload_job_t *j = ctx;
+    if (state == H2O_REQ_BODY_ABORTED)
+        return; /* the request is disposed next, and the job with it */
+    j->piece = state == H2O_REQ_BODY_INVALID ? h2o_iovec_init(NULL, 0) : piece;
+    j->piece_off = 0;
+    j->piece_state = state;
+    pump(j);
 }
 #endif
 

@@ -13,6 +13,13 @@
 #   - kill -9 while several commits are held: every acknowledged blob is
 #     there after a restart, each held one is absent or whole, fsck is clean;
 #   - SIGTERM while a commit is held: answered 201 before berth exits 0.
+# The shim also holds SHA-256 of large pieces (while $SHIM_HASH_ARMED exists,
+# as many ms as it says) to show that uploads hash beside the loop:
+#   - a GET is answered while the same hash call of an upload is held;
+#   - clients that go away mid-body (HTTP/1 reset and close, HTTP/2
+#     RST_STREAM and connection close; monolithic POSTs and PATCHes) while
+#     hash jobs run or wait: no crash, no leak, a monolithic upload
+#     leaves no file, a PATCH session stays at its last durable offset.
 # Order, not durations: the shim's sleep only has to outlast a GET.
 . "$top_srcdir/tests/lib.sh"
 
@@ -92,6 +99,31 @@ static void hold(int fd)
 HOLD_FD(fsync)
 HOLD_FD(fdatasync)
 
+/* SHA256_Update of at least 64 KiB (an upload's piece, never a manifest):
+ * held first while $SHIM_HASH_ARMED exists, for the ms it holds, noted as
+ * "sha256-<call number>" */
+int SHA256_Update(void *ctx, const void *p, size_t n)
+{
+    static int (*real)(void *, const void *, size_t);
+    static int calls;
+    if (real == NULL)
+        real = (int (*)(void *, const void *, size_t))dlsym(RTLD_NEXT, "SHA256_Update");
+    const char *armed = getenv("SHIM_HASH_ARMED");
+    FILE *f;
+    int ms = 0;
+    if (n >= 65536 && armed != NULL && (f = fopen(armed, "r")) != NULL) {
+        if (fscanf(f, "%d", &ms) != 1)
+            ms = 0;
+        fclose(f);
+        char tag[32];
+        snprintf(tag, sizeof(tag), "sha256-%d", __atomic_add_fetch(&calls, 1, __ATOMIC_SEQ_CST));
+        note(1, tag);
+        usleep((useconds_t)ms * 1000);
+        note(-1, NULL);
+    }
+    return real(ctx, p, n);
+}
+
 int msync(void *addr, size_t len, int flags)
 {
     static int (*real)(void *, size_t, int);
@@ -108,7 +140,7 @@ fi
 
 BR_ROOT=$BR_TMP/store
 mkdir -p "$BR_ROOT"
-export SHIM_ROOT=$(cd "$BR_ROOT" && pwd -P) SHIM_ARMED=$BR_TMP/armed SHIM_STATE=$BR_TMP/state
+export SHIM_ROOT=$(cd "$BR_ROOT" && pwd -P) SHIM_ARMED=$BR_TMP/armed SHIM_STATE=$BR_TMP/state SHIM_HASH_ARMED=$BR_TMP/hash-armed
 export BERTH_THREADS=1 SHIM_MS=1000
 [ "${BR_SANITIZED:-0}" = 1 ] && SHIM_MS=2000
 export LD_PRELOAD=$BR_TMP/shim.so
@@ -287,6 +319,117 @@ ok "the server still answers, and the reset client's blob is whole or absent ($s
     test "$st" = 404 -o \( "$st" = 200 -a "$(sha256_of "$BR_TMP/got4")" = "${d4#sha256:}" \)
 st=$(curl -s -o /dev/null -w "%{http_code}" "$BR_URL${loc#"$BR_URL"}")
 is "$st" 204 "the session of the PATCH whose client went away is there"
+
+# 4b. Uploads hash beside the loop (the hash pool): a GET is answered while
+# an upload's SHA-256 call is held (the same call still held when the answer
+# is in; hashing on the loop would hold the GET until the call returned).
+slow=1
+[ "${BR_SANITIZED:-0}" = 1 ] && slow=2
+echo $((3000 * slow)) >"$SHIM_HASH_ARMED"
+rm -f "$SHIM_STATE"
+d8=$(mkblob b8 1000000)
+(push b8 "$d8" >"$BR_TMP/st8") &
+wp=$!
+ok "an upload's hash reaches the shim" wait_sleepers 1 "sha256-*"
+call=$(cut -d' ' -f3- "$SHIM_STATE")
+is "$(probe io-r-4)" 200 "the manifest GET is answered"
+now=$(cat "$SHIM_STATE")
+ok "the manifest GET is answered while the upload's hash call is held ($call; after the GET: $now)" \
+    test "$(echo "$now" | cut -d' ' -f1)" -ge 1 -a "$(echo "$now" | cut -d' ' -f3-)" = "$call"
+rm -f "$SHIM_HASH_ARMED"
+wait $wp
+is "$(cat "$BR_TMP/st8")" 201 "the upload whose hash was held is committed"
+wait_quiet
+
+# Clients that go away mid-body while their hash jobs run or wait (one hash
+# thread; each large piece's hash held 300 ms): 8 MiB declared, 1 MiB sent.
+# HTTP/2 pieces are hashed on the loop (uploads.c says why): those clients go
+# away around held inline hashes and queued HTTP/1 hash jobs.
+cat >"$BR_TMP/abort.py" <<'PY'
+import os, socket, struct, sys, threading, time
+from robust_lib import H2Conn, frame, hpack_block, rst, HEADERS, END_HEADERS
+port, state = int(sys.argv[1]), sys.argv[2]
+TOTAL, SENT = 8 << 20, 1 << 20
+held = []
+
+def hash_held():
+    for _ in range(600):
+        try:
+            f = open(state).read().split(" ", 2)
+            if int(f[0]) >= 1 and f[2].startswith("sha256-"):
+                return True
+        except (OSError, ValueError, IndexError):
+            pass
+        time.sleep(0.05)
+    return False
+
+def h1(method, path, how):
+    s = socket.create_connection(("127.0.0.1", port))
+    s.sendall(("%s %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/octet-stream\r\nContent-Length: %d\r\n\r\n"
+               % (method, path, TOTAL)).encode())
+    def send():
+        try:
+            s.sendall(os.urandom(SENT))
+        except OSError:
+            pass
+    threading.Thread(target=send, daemon=True).start()
+    time.sleep(0.2)
+    held.append(hash_held())
+    if how == "reset":
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+
+def h2(method, path, how):
+    c = H2Conn(port)
+    c.send(frame(HEADERS, END_HEADERS, 1, hpack_block(method, path, extra=[("content-type", "application/octet-stream"),
+                                                                          ("content-length", str(TOTAL))])))
+    threading.Thread(target=c.send_data, args=(1, os.urandom(SENT), False, 30.0), daemon=True).start()
+    time.sleep(0.2)
+    held.append(hash_held())
+    if how == "rst":
+        c.send(rst(1))
+        time.sleep(0.3)
+    c.close()
+
+ts = []
+for spec in sys.argv[3:]:
+    proto, how, method, path = spec.split(" ", 3)
+    ts.append(threading.Thread(target=h1 if proto == "h1" else h2, args=(method, path, how)))
+for t in ts:
+    t.start()
+for t in ts:
+    t.join()
+print(sum(held), len(held))
+PY
+uploads() { ls "$BR_ROOT/uploads" | sort | tr '\n' ' '; }
+http POST /v2/io/r/blobs/uploads/ >/dev/null
+p1=$(header Location)
+p1=${p1#"$BR_URL"}
+http POST /v2/io/r/blobs/uploads/ >/dev/null
+p2=$(header Location)
+p2=${p2#"$BR_URL"}
+before=$(uploads)
+mono=/v2/io/r/blobs/uploads/?digest=sha256:$(printf 'cd%.0s' $(seq 32))
+echo $((300 * slow)) >"$SHIM_HASH_ARMED"
+rm -f "$SHIM_STATE"
+got=$(PYTHONPATH="$top_srcdir/tests/server" PYTHONDONTWRITEBYTECODE=1 python3 "$BR_TMP/abort.py" "$BR_PORT" "$SHIM_STATE" \
+    "h1 reset POST $mono" "h1 reset POST $mono" "h1 close POST $mono" "h1 reset PATCH $p1" \
+    "h2 rst POST $mono" "h2 rst POST $mono" "h2 close POST $mono" "h2 rst PATCH $p2")
+is "$got" "8 8" "every client went away while a hash job was held"
+rm -f "$SHIM_HASH_ARMED"
+ok "the held hash jobs finish" wait_quiet
+after=$(uploads)
+for i in $(seq 1 100); do
+    [ "$after" = "$before" ] && break
+    sleep 0.1
+    after=$(uploads)
+done
+is "$after" "$before" "the monolithic uploads cut off during their hash jobs left no file"
+for p in "$p1" "$p2"; do
+    st=$(http GET "$p")
+    is "$st $(header Range)" "204 0-0" "a PATCH cut off during its hash jobs: the session is at its last durable offset"
+done
+is "$(probe io-r-5)" 200 "the server still answers"
 ok "berth stops cleanly (no leak)" br_stop
 no_sanitizer_report "$BR_TMP/server.log"
 ok "berth fsck: the store is consistent" "$BERTH" fsck --root "$BR_ROOT"
