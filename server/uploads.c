@@ -7,8 +7,8 @@
  * more (back-pressure: nothing more is read while a piece is being written), so
  * receiving, hashing and writing overlap and memory stays flat.
  *
- * Over HTTP/1, hashing (SHA-256, about twice the time of the write) runs
- * beside the loop: a piece of at least HASH_OFFLOAD_MIN bytes is copied into the upload's
+ * Hashing (SHA-256, about twice the time of the write) runs beside the loop:
+ * a piece of at least HASH_OFFLOAD_MIN bytes is copied into the upload's
  * hasher buffer and handed to a hash thread (iopool.c's hash pool); the loop
  * writes the piece from h2o's buffer meanwhile and lets h2o read on at once.
  * At most one slice (HASH_SLICE bytes) per upload is being hashed: the next
@@ -18,12 +18,9 @@
  * the last hash before the save or commit. When the request goes away while
  * a hash job runs, the hasher outlives it and the job's destroy lets go of
  * the session (iopool.c's orphan pattern).
- * Holding a piece across loop turns (while the previous hash job runs) is
- * safe over HTTP/1 only: there h2o stops reading the socket until proceed, so
- * the piece's bytes cannot move. Over HTTP/2, DATA frames that arrive
- * meanwhile are appended to the stream's buffer, which h2o_buffer_reserve
- * may move or reallocate (server/h2o/0004), so HTTP/2 pieces are still hashed
- * inline, within the callback.
+ * A piece held across loop turns (while the previous hash job runs) stays
+ * put: over HTTP/1 h2o stops reading the socket until proceed; over HTTP/2
+ * DATA arriving meanwhile waits in a second buffer (server/h2o/0004).
  *
  * Everything that waits for the disk (the session's start, save, commit and
  * cancel, and mounts) runs on the I/O threads (iopool.c); the loop answers
@@ -406,7 +403,7 @@ static void pump(upload_job_t *j)
             return; /* pieces are hashed in order: the last slice's hash comes first */
         size_t n = j->piece.len - j->piece_off < HASH_SLICE ? j->piece.len - j->piece_off : HASH_SLICE;
         const char *p = j->piece.base + j->piece_off;
-        if (n >= HASH_OFFLOAD_MIN && req->version < 0x200)
+        if (n >= HASH_OFFLOAD_MIN)
             hash_beside(j, p, n);
         else if ((err = br_upload_hash(j->up, p, n)) != 0)
             j->fail_err = err;

@@ -343,8 +343,6 @@ wait_quiet
 
 # Clients that go away mid-body while their hash jobs run or wait (one hash
 # thread; each large piece's hash held 300 ms): 8 MiB declared, 1 MiB sent.
-# HTTP/2 pieces are hashed on the loop (uploads.c says why): those clients go
-# away around held inline hashes and queued HTTP/1 hash jobs.
 cat >"$BR_TMP/abort.py" <<'PY'
 import os, socket, struct, sys, threading, time
 from robust_lib import H2Conn, frame, hpack_block, rst, HEADERS, END_HEADERS
