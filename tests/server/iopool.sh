@@ -19,7 +19,9 @@
 #   - clients that go away mid-body (HTTP/1 reset and close, HTTP/2
 #     RST_STREAM and connection close; monolithic POSTs and PATCHes) while
 #     hash jobs run or wait: no crash, no leak, a monolithic upload
-#     leaves no file, a PATCH session stays at its last durable offset.
+#     leaves no file, a PATCH session stays at its last durable offset;
+#   - an HTTP/2 upload whose hash jobs are held while the client fills the
+#     stream's window commits whole (h2o keeps a held piece's bytes in place).
 # Order, not durations: the shim's sleep only has to outlast a GET.
 . "$top_srcdir/tests/lib.sh"
 
@@ -428,6 +430,32 @@ for p in "$p1" "$p2"; do
     is "$st $(header Range)" "204 0-0" "a PATCH cut off during its hash jobs: the session is at its last durable offset"
 done
 is "$(probe io-r-5)" 200 "the server still answers"
+
+# An HTTP/2 upload whose pieces wait for their held hash jobs while the
+# client fills the stream's window: h2o must not move a held piece's bytes
+# as more DATA arrives (server/h2o/0004), so the blob commits whole.
+cat >"$BR_TMP/h2held.py" <<'PY'
+import hashlib, os, sys
+from robust_lib import H2Conn, frame, hpack_block, HEADERS, END_HEADERS
+port = int(sys.argv[1])
+body = os.urandom(12 << 20)
+dg = "sha256:" + hashlib.sha256(body).hexdigest()
+c = H2Conn(port)
+c.send(frame(HEADERS, END_HEADERS, 1, hpack_block("POST", "/v2/io/r/blobs/uploads/?digest=" + dg,
+                                                  extra=[("content-type", "application/octet-stream"),
+                                                         ("content-length", str(len(body)))])))
+sent = c.send_data(1, body, end=True, timeout=300.0)
+with c.cv:
+    c.cv.wait_for(lambda: 1 in c.status or 1 in c.rsts or c.closed, 300.0)
+print(sent, c.status.get(1), dg)
+c.close()
+PY
+echo $((100 * slow)) >"$SHIM_HASH_ARMED"
+set -- $(PYTHONPATH="$top_srcdir/tests/server" PYTHONDONTWRITEBYTECODE=1 python3 "$BR_TMP/h2held.py" "$BR_PORT")
+rm -f "$SHIM_HASH_ARMED"
+is "$1 $2" "True 201" "an HTTP/2 upload of 12 MiB whose hash jobs were held: 201"
+st=$(curl -s -o "$BR_TMP/got9" -w '%{http_code}' "$BR_URL/v2/io/r/blobs/$3")
+ok "... and the blob's content has its digest ($st)" test "$st" = 200 -a "sha256:$(sha256_of "$BR_TMP/got9")" = "$3"
 ok "berth stops cleanly (no leak)" br_stop
 no_sanitizer_report "$BR_TMP/server.log"
 ok "berth fsck: the store is consistent" "$BERTH" fsck --root "$BR_ROOT"
