@@ -32,7 +32,8 @@
  *
  * A second pool of the same kind, the hash pool (br_hash_submit), hashes
  * upload pieces beside the loop (uploads.c). It has its own queue and
- * threads so a hash job never waits behind fsync-bound jobs; its jobs come
+ * threads (one per CPU the event loops leave; none when they fill every CPU)
+ * so a hash job never waits behind fsync-bound jobs; its jobs come
  * back through the same per-thread completion list. It takes no hook in
  * req->pool (an upload submits one job per piece, and the pool's shared
  * entries would pile up for the request's lifetime): its caller reports the
@@ -105,6 +106,7 @@ static void *pool_main(void *arg)
 static void pool_start(pool_t *p, unsigned n)
 {
     p->num_threads = n != 0 ? n : 1;
+    p->stopping = 0;
     p->tids = br_calloc(p->num_threads, sizeof(*p->tids));
     for (size_t i = 0; i < p->num_threads; i++) {
         int err = pthread_create(&p->tids[i], NULL, pool_main, p);
@@ -133,7 +135,13 @@ static void pool_stop(pool_t *p)
 void br_io_start(unsigned io_threads, unsigned hash_threads)
 {
     pool_start(&io_pool, io_threads);
-    pool_start(&hash_pool, hash_threads);
+    if (hash_threads != 0)
+        pool_start(&hash_pool, hash_threads);
+}
+
+int br_hash_pool_running(void)
+{
+    return hash_pool.tids != NULL;
 }
 
 void br_io_stop(br_thread_t *threads, size_t n)

@@ -687,7 +687,12 @@ static int serve(br_snapshot_t *snap)
     br_gc_start(c);
     br_events_start();
     br_scrub_start(c);
-    br_io_start(c->io_threads, (unsigned)num_threads);
+    /* Hash threads take the cores the event loops leave: where the loops
+     * already fill every core (the default), handing a hash to another
+     * thread only adds a copy and a cross-core handoff, so uploads hash
+     * inline (measured on 2 cores: 5-10% slower with the handoff). */
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    br_io_start(c->io_threads, cpus > (long)num_threads ? (unsigned)(cpus - (long)num_threads) : 0);
     /* Thread 0 is this one; it runs after the others are started. */
     for (size_t i = 1; i < num_threads; i++) {
         threads[i].index = i;

@@ -203,10 +203,12 @@ typedef struct st_br_io_job_t {
     br_snapshot_t *_snap;
 } br_io_job_t;
 /* Starts / stops the pools (main thread: after the store opens, and after the
- * loop threads ended, before it closes): io_threads for I/O jobs, hash_threads
- * for hash jobs. Stop runs what is queued, then destroys the jobs of the n
- * threads that no loop answered any more. */
+ * loop threads ended, before it closes): io_threads for I/O jobs (at least
+ * 1), hash_threads for hash jobs (0: no hash pool). Stop runs what is queued,
+ * then destroys the jobs of the n threads that no loop answered any more. */
 void br_io_start(unsigned io_threads, unsigned hash_threads);
+/* 1 when the hash pool runs (br_hash_submit may be used). */
+int br_hash_pool_running(void);
 void br_io_stop(br_thread_t *threads, size_t n);
 /* Queues j for an I/O thread (loop thread of req). The handler returns and
  * answers in j->done. req NULL: a job nobody waits for (a clean-up); done is

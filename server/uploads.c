@@ -7,8 +7,9 @@
  * more (back-pressure: nothing more is read while a piece is being written), so
  * receiving, hashing and writing overlap and memory stays flat.
  *
- * Hashing (SHA-256, about twice the time of the write) runs beside the loop:
- * a piece of at least HASH_OFFLOAD_MIN bytes is copied into the upload's
+ * Where the event loops leave cores free (main.c starts the hash pool only
+ * then), hashing (SHA-256, about twice the time of the write) runs beside the
+ * loop: a piece of at least HASH_OFFLOAD_MIN bytes is copied into the upload's
  * hasher buffer and handed to a hash thread (iopool.c's hash pool); the loop
  * writes the piece from h2o's buffer meanwhile and lets h2o read on at once.
  * At most one slice (HASH_SLICE bytes) per upload is being hashed: the next
@@ -403,7 +404,7 @@ static void pump(upload_job_t *j)
             return; /* pieces are hashed in order: the last slice's hash comes first */
         size_t n = j->piece.len - j->piece_off < HASH_SLICE ? j->piece.len - j->piece_off : HASH_SLICE;
         const char *p = j->piece.base + j->piece_off;
-        if (n >= HASH_OFFLOAD_MIN)
+        if (n >= HASH_OFFLOAD_MIN && br_hash_pool_running())
             hash_beside(j, p, n);
         else if ((err = br_upload_hash(j->up, p, n)) != 0)
             j->fail_err = err;
