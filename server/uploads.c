@@ -27,8 +27,8 @@
  * cancel, and mounts) runs on the I/O threads (iopool.c); the loop answers
  * when the job comes back.
  *
- * Otherwise (Debian's h2o 2.2.5; in the patched build, an HTTP/1 request
- * with an Upgrade header, which patch 0002 leaves to h2o's buffering) h2o
+ * Otherwise (Debian's h2o 2.2.5, `--with-system-h2o`; the patched build
+ * streams every body, Upgrade requests included since patch 0005) h2o
  * hands the handler the whole body at once (in RAM, or above 32 MiB in a
  * mapped spill file under <root>/tmp). A layer body can be gigabytes, so it is written and hashed in
  * BR_SLICE_SIZE steps, one per loop iteration (br_defer), and the pages
