@@ -690,9 +690,13 @@ static int serve(br_snapshot_t *snap)
     /* Hash threads take the cores the event loops leave: where the loops
      * already fill every core (the default), handing a hash to another
      * thread only adds a copy and a cross-core handoff, so uploads hash
-     * inline (measured on 2 cores: 5-10% slower with the handoff). */
+     * inline (measured on 2 cores: 5-10% slower with the handoff). Only
+     * streamed pieces go to them: the system-h2o build starts none. */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-    br_io_start(c->io_threads, cpus > (long)num_threads ? (unsigned)(cpus - (long)num_threads) : 0);
+    unsigned hash_threads = cpus > (long)num_threads ? (unsigned)(cpus - (long)num_threads) : 0;
+    if (!BR_PATCHED_H2O)
+        hash_threads = 0;
+    br_io_start(c->io_threads, hash_threads);
     /* Thread 0 is this one; it runs after the others are started. */
     for (size_t i = 1; i < num_threads; i++) {
         threads[i].index = i;
