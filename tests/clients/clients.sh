@@ -230,12 +230,26 @@ wait_pid() {
 # fails CMD... — true when CMD fails (for `ok "..." fails cmd`).
 fails() { ! "$@" >/dev/null 2>&1; }
 
-# quiet CMD... — run CMD with its output kept out of the TAP stream (shown as
-# a diagnostic if it fails).
+# quiet CMD... — run CMD with its output kept out of the TAP stream. If it
+# fails, diagnostics: the output's first 10 and last 30 lines (a client's
+# error comes last, after its progress lines), the free disk space, and the
+# registry's log lines that tell of trouble (warnings, errors, answers >= 400
+# other than a HEAD's 404, which clients send to ask whether a blob exists).
 quiet() {
-    local rc=0
+    local rc=0 n
     "$@" >"$BR_TMP/quiet.out" 2>&1 || rc=$?
-    [ $rc -eq 0 ] || sed 's/^/#   /' "$BR_TMP/quiet.out" | head -n 30
+    [ $rc -eq 0 ] && return 0
+    n=$(wc -l <"$BR_TMP/quiet.out")
+    if [ "$n" -le 40 ]; then
+        sed 's/^/#   /' "$BR_TMP/quiet.out"
+    else
+        head -n 10 "$BR_TMP/quiet.out" | sed 's/^/#   /'
+        echo "#   [... $((n - 40)) lines ...]"
+        tail -n 30 "$BR_TMP/quiet.out" | sed 's/^/#   /'
+    fi
+    diag "exit status $rc; free space: $(df -h --output=avail "$BR_TMP" | tail -n 1 | tr -d ' ')"
+    diag "registry log, trouble only (last 20):"
+    server_log | grep -Ev '"HEAD [^"]*" 404 ' | grep -E '" [45][0-9][0-9] |warn|error|fatal' | tail -n 20 | sed 's/^/#   /'
     return $rc
 }
 
